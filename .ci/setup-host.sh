@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Installs and starts what llbgen's tests need on a fresh Debian 12 machine:
+# Docker Engine (Debian 13's docker.io, containerd image store), the buildx CLI
+# plugin, debootstrap, an OCI registry and an SSH client. Idempotent.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+export DEBIAN_FRONTEND=noninteractive
+
+if ! grep -rqs 'trixie' /etc/apt/sources.list.d/; then
+  log "adding a low-priority trixie apt source (only docker.io and containerd come from it)"
+  cat > /etc/apt/sources.list.d/trixie.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  cat > /etc/apt/preferences.d/trixie-low <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+fi
+
+need_install=0
+for cmd in dockerd debootstrap docker-registry ssh tini sshpass; do
+  command -v "$cmd" >/dev/null 2>&1 || need_install=1
+done
+[ -e /usr/libexec/docker/cli-plugins/docker-buildx ] || need_install=1
+if [ "$need_install" = 1 ]; then
+  log "installing packages"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    docker.io/trixie containerd/trixie docker-buildx/trixie tini iptables \
+    debootstrap docker-registry openssh-client sshpass curl ca-certificates \
+    >/dev/null
+fi
+
+# The engine's own client comes with docker.io; the image may carry an older one first on PATH.
+export PATH=/usr/bin:$PATH
+
+mkdir -p /etc/docker
+cat > /etc/docker/daemon.json <<'JSON'
+{"features": {"containerd-snapshotter": true}}
+JSON
+
+if ! docker -H unix:///var/run/docker.sock info >/dev/null 2>&1; then
+  log "starting dockerd (containerd image store)"
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker -H unix:///var/run/docker.sock info >/dev/null 2>&1 || { tail -50 /var/log/dockerd.log; exit 1; }
+fi
+
+if ! curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1; then
+  log "starting the local registry on 127.0.0.1:5000"
+  mkdir -p /var/lib/llbgen-registry
+  cat > /etc/llbgen-registry.yml <<'YML'
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/llbgen-registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5000
+YML
+  nohup docker-registry serve /etc/llbgen-registry.yml >/var/log/llbgen-registry.log 2>&1 &
+  for _ in $(seq 1 30); do
+    curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+
+# A real Debian base image, made locally since no registry of images is reachable.
+if ! docker image inspect llbgen-test/debian:bookworm >/dev/null 2>&1; then
+  log "making llbgen-test/debian:bookworm with debootstrap"
+  root=$(mktemp -d)
+  debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/var/log/debootstrap.log 2>&1 \
+    || { tail -30 /var/log/debootstrap.log; exit 1; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'CMD ["bash"]' - llbgen-test/debian:bookworm >/dev/null
+  rm -rf "$root"
+fi
+log "ready: $(docker version --format 'engine {{.Server.Version}}')"
