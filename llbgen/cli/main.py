@@ -1,0 +1,56 @@
+"""The ``llbgen`` command line: thin typer commands over the library.
+
+Heavy imports (grpc, docker, generated protobuf) happen inside the commands so
+``--help`` stays instant. Known errors become one line on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from llbgen.errors import LlbgenError
+
+app = typer.Typer(
+    name="llbgen",
+    help="Build PyTorch GPU-cloud images as BuildKit LLB, layer by layer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(err: LlbgenError) -> None:
+    """Print a user-facing error as one line and exit with its code."""
+    typer.echo(f"llbgen: error: {err}", err=True)
+    raise typer.Exit(err.exit_code)
+
+
+def _register_subcommands() -> None:
+    from llbgen.cli import commands  # noqa: F401  (registers commands on `app`)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning user errors into one line."""
+    _register_subcommands()
+    try:
+        app(standalone_mode=False)
+    except LlbgenError as err:
+        typer.echo(f"llbgen: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("llbgen: cancelled", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("llbgen: cancelled", err=True)
+            sys.exit(130)
+        raise

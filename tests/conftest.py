@@ -1,0 +1,61 @@
+"""Shared test setup.
+
+Integration tests need a real BuildKit: the Docker Engine's (started by
+.ci/setup-host.sh) and the local registry on 127.0.0.1:5000. In CI (CI=true)
+a missing daemon is a failure; on a developer machine the tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+DOCKER_SOCKET = "/var/run/docker.sock"
+REGISTRY = "127.0.0.1:5000"
+BASE_IMAGE = "llbgen-test/debian:bookworm"
+
+
+def _need(condition: bool, why: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI requires it: {why}")
+    pytest.skip(why)
+
+
+def _docker_ok() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """The Docker Engine socket, or skip/fail when no engine runs."""
+    _need(os.path.exists(DOCKER_SOCKET) and _docker_ok(), f"no Docker Engine at {DOCKER_SOCKET} (run .ci/setup-host.sh)")
+    return f"unix://{DOCKER_SOCKET}"
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: str) -> str:
+    """A local Debian image made by debootstrap (no registry of images is reachable)."""
+    ok = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode == 0
+    _need(ok, f"base image {BASE_IMAGE} missing (run .ci/setup-host.sh)")
+    return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """The local OCI registry (Debian's docker-registry) on loopback."""
+    try:
+        urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=5)
+        ok = True
+    except OSError:
+        ok = False
+    _need(ok, f"no registry at {REGISTRY} (run .ci/setup-host.sh)")
+    return REGISTRY
