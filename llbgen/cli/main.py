@@ -35,22 +35,10 @@ def main() -> None:
     """Console entry point: run the app, turning user errors into one line."""
     _register_subcommands()
     try:
-        app(standalone_mode=False)
+        app()
     except LlbgenError as err:
         typer.echo(f"llbgen: error: {err}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo("llbgen: cancelled", err=True)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("llbgen: cancelled", err=True)
-            sys.exit(130)
-        raise
