@@ -21,6 +21,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Build PyTorch GPU-cloud images as BuildKit LLB, layer by layer."""
+
+
 def fail(err: LlbgenError) -> None:
     """Print a user-facing error as one line and exit with its code."""
     typer.echo(f"llbgen: error: {err}", err=True)
