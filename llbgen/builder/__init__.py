@@ -1,0 +1,1 @@
+"""Talking to BuildKit: connections, session, solving, progress. Knows nothing about PyTorch."""
