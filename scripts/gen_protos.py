@@ -53,7 +53,7 @@ def generate(out: Path) -> None:
         import_re = re.compile(rf"^(from|import) ({'|'.join(map(re.escape, local_roots))})([. ])", re.M)
         for path in sorted(Path(tmp).rglob("*.py*")):
             rel = path.relative_to(tmp)
-            if rel.name.endswith("_pb2_grpc.py") and "Stub(" not in path.read_text():
+            if rel.name.endswith("_pb2_grpc.py") and not re.search(r"^class \w+Stub\b", path.read_text(), re.MULTILINE):
                 continue  # messages only: no service module to ship
             text = import_re.sub(rf"\1 {PACKAGE}.\2\3", path.read_text())
             dest = out / rel
