@@ -1,0 +1,183 @@
+"""Solve a Definition on a builder: session, exporters, cache, progress, cancellation.
+
+The Status stream is read on the calling thread while Solve runs as a future, so
+Ctrl-C cancels the RPC (BuildKit then cancels the build) and nothing keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as random
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import grpc
+
+from llbgen.builder.capabilities import BuilderInfo
+from llbgen.builder.connection import BuilderConnection, describe_rpc_error
+from llbgen.builder.options import CacheEntry, Output
+from llbgen.builder.progress import ProgressMode, format_failure, make_renderer
+from llbgen.errors import BuildFailed, Cancelled, CapabilityMissing, UsageError
+from llbgen.llb.definition import Definition
+
+
+@dataclass
+class SolveOptions:
+    """Everything about a solve except the graph."""
+
+    outputs: Sequence[Output] = ()
+    cache_to: Sequence[CacheEntry] = ()
+    cache_from: Sequence[CacheEntry] = ()
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
+    local_dirs: Mapping[str, Path] = field(default_factory=dict)
+    entitlements: Sequence[str] = ()
+    image_config: Mapping | None = None
+    progress: ProgressMode = "auto"
+    progress_stream: IO[str] | None = None
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    exporter_response: dict[str, str]
+
+    @property
+    def image_digest(self) -> str | None:
+        return self.exporter_response.get("containerimage.digest")
+
+
+def exporter_for(output: Output, info: BuilderInfo) -> tuple[str, dict[str, str]]:
+    """Map a user-facing output to the exporter this builder has."""
+    attrs = dict(output.attrs)
+    kind = output.type
+    if info.kind == "docker" and kind in ("image", "moby"):
+        # The engine's exporter stores into its own image store (and pushes when asked).
+        kind = "moby"
+    if kind == "moby" and info.kind != "docker":
+        raise UsageError("--load / type=moby needs the Docker Engine builder; use --output type=image,push=true "
+                         "or type=docker,dest=FILE with a standalone buildkitd")
+    wanted = "image" if kind == "moby" else kind
+    if kind not in info.exporters and not (kind == "moby" and "moby" in info.exporters):
+        raise CapabilityMissing(f"builder {info.address} has no {wanted!r} exporter "
+                                f"(it has: {', '.join(info.exporters)})"
+                                + ("; enable the containerd image store in the Docker Engine"
+                                   if info.image_store == "classic" else ""))
+    if attrs.get("push") == "true" and info.kind == "docker" and not info.direct_push:
+        raise CapabilityMissing(f"the Docker Engine at {info.address} cannot push from a build with the classic "
+                                "image store; enable the containerd image store or push with `docker push`")
+    return kind, attrs
+
+
+def check_cache_support(options: SolveOptions, info: BuilderInfo) -> None:
+    for entry in options.cache_to:
+        if not info.supports(f"cache_export:{entry.type}"):
+            raise CapabilityMissing(
+                f"builder {info.address} cannot export cache of type {entry.type!r} "
+                f"(it can: {', '.join(info.cache_exporters) or 'none'})"
+                + ("; enable the containerd image store in the Docker Engine" if info.image_store == "classic" else ""))
+    for entry in options.cache_from:
+        if not info.supports(f"cache_import:{entry.type}"):
+            raise CapabilityMissing(f"builder {info.address} cannot import cache of type {entry.type!r} "
+                                    f"(it can: {', '.join(info.cache_importers) or 'none'})")
+
+
+def check_graph_support(definition: Definition, info: BuilderInfo) -> None:
+    """Refuse before solving when the graph needs MergeOp/DiffOp the builder lacks."""
+    caps = set()
+    for _, md in definition.metadata:
+        caps |= md.caps
+    for cap, feature in (("mergeop", "merge_op"), ("diffop", "diff_op")):
+        if cap in caps:
+            info.require(feature)
+
+
+def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, options: SolveOptions) -> SolveResult:
+    """Run one solve to completion, rendering progress; raise BuildFailed/Cancelled on failure."""
+    from llbgen._proto.buildkit import control_pb2
+    from llbgen.builder.session import Session
+    from llbgen.builder.session.auth import DockerAuthProvider
+
+    check_graph_support(definition, info)
+    check_cache_support(options, info)
+    exporters: list[control_pb2.Exporter] = []
+    file_outputs: dict[int, Path] = {}
+    dir_outputs: dict[int, Path] = {}
+    for index, output in enumerate(options.outputs):
+        kind, attrs = exporter_for(output, info)
+        if options.image_config is not None and kind in ("moby", "image", "docker", "oci"):
+            attrs.setdefault("containerimage.config", json.dumps(options.image_config, sort_keys=True))
+        if output.dest is not None:
+            (dir_outputs if kind == "local" else file_outputs)[index] = output.dest
+        exporters.append(control_pb2.Exporter(Type=kind, Attrs=attrs))
+
+    ref = random.token_hex(13)
+    request = control_pb2.SolveRequest(
+        Ref=ref,
+        Definition=definition.to_pb(),
+        Exporters=exporters,
+        Entitlements=list(options.entitlements),
+        Cache=control_pb2.CacheOptions(
+            Exports=[control_pb2.CacheOptionsEntry(Type=c.type, Attrs=c.attrs) for c in options.cache_to],
+            Imports=[control_pb2.CacheOptionsEntry(Type=c.type, Attrs=c.attrs) for c in options.cache_from],
+        ),
+    )
+    if len(exporters) == 1:
+        # Daemons before BuildKit 0.13 only read the single legacy exporter fields.
+        request.ExporterDeprecated = exporters[0].Type
+        request.ExporterAttrsDeprecated.update(exporters[0].Attrs)
+
+    index = definition.vertex_index()
+    renderer = make_renderer(options.progress, stream=options.progress_stream, name_for=index.name_for)
+    session = Session(local_dirs=dict(options.local_dirs), secrets=dict(options.secrets),
+                      file_outputs=file_outputs, dir_outputs=dir_outputs, auth=DockerAuthProvider())
+    with session, renderer:
+        if conn.docker_host:
+            session.attach_docker(conn.docker_host)
+        else:
+            session.attach_control(conn.control)
+        request.Session = session.id
+        future = conn.control.Solve.future(request)
+        status_error: list[BaseException] = []
+        status_done = threading.Event()
+
+        def read_status() -> None:
+            try:
+                for resp in conn.control.Status(control_pb2.StatusRequest(Ref=ref)):
+                    renderer.update(resp)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.CANCELLED:
+                    status_error.append(err)
+            finally:
+                status_done.set()
+
+        reader = threading.Thread(target=read_status, name="llbgen-status", daemon=True)
+        reader.start()
+        try:
+            response = _wait(future)
+        except KeyboardInterrupt:
+            future.cancel()
+            status_done.wait(5)
+            raise Cancelled("build cancelled") from None
+        except grpc.RpcError as err:
+            status_done.wait(10)
+            raise _build_error(err, renderer) from None
+        status_done.wait(30)
+    return SolveResult(dict(response.ExporterResponse))
+
+
+def _wait(future: grpc.Future):
+    # Waiting in short slices keeps the main thread responsive to Ctrl-C.
+    while True:
+        try:
+            return future.result(timeout=0.25)
+        except grpc.FutureTimeoutError:
+            continue
+
+
+def _build_error(err: grpc.RpcError, renderer) -> BuildFailed:
+    failure = format_failure(renderer.recorder)
+    if failure:
+        return BuildFailed(failure)
+    return BuildFailed(f"build failed: {describe_rpc_error(err)}")

@@ -1,0 +1,70 @@
+"""Options shared by every command that talks to a builder, and their translation to SolveOptions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from llbgen.errors import UsageError
+
+BuilderOpt = Annotated[Optional[str], typer.Option("--builder", help="BuildKit address: docker://[DOCKER_HOST], unix:///path.sock or tcp://host:port (default: $BUILDKIT_HOST, else the local Docker Engine).")]
+TlsCaOpt = Annotated[Optional[Path], typer.Option("--tlscacert", help="CA certificate for a tcp:// builder.")]
+TlsCertOpt = Annotated[Optional[Path], typer.Option("--tlscert", help="Client certificate for a tcp:// builder.")]
+TlsKeyOpt = Annotated[Optional[Path], typer.Option("--tlskey", help="Client key for a tcp:// builder.")]
+TlsNameOpt = Annotated[Optional[str], typer.Option("--tls-server-name", help="Server name to verify for a tcp:// builder.")]
+ProgressOpt = Annotated[str, typer.Option("--progress", help="auto, tty, plain, rawjson or quiet.")]
+OutputOpt = Annotated[Optional[list[str]], typer.Option("--output", "-o", help="type=image|registry|docker|oci|tar|local,... (repeatable).")]
+TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Image name (repeatable).")]
+LoadOpt = Annotated[bool, typer.Option("--load", help="Load the image into the Docker Engine (default with the docker builder).")]
+PushOpt = Annotated[bool, typer.Option("--push", help="Push the image to its registry.")]
+CacheToOpt = Annotated[Optional[list[str]], typer.Option("--cache-to", help="type=registry,ref=...,mode=max | type=inline | type=local,dest=DIR.")]
+CacheFromOpt = Annotated[Optional[list[str]], typer.Option("--cache-from", help="type=registry,ref=... | type=local,src=DIR.")]
+SecretOpt = Annotated[Optional[list[str]], typer.Option("--secret", help="id=ID,src=FILE or id=ID,env=VAR: given to build steps only, never stored.")]
+LocalOpt = Annotated[Optional[list[str]], typer.Option("--local", help="NAME=DIR for a local source of the graph (repeatable).")]
+AllowOpt = Annotated[Optional[list[str]], typer.Option("--allow", help="Entitlement to grant, e.g. network.host.")]
+
+PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
+
+
+def check_progress(mode: str) -> str:
+    if mode not in PROGRESS_MODES:
+        raise UsageError(f"--progress {mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+    return mode
+
+
+def parse_locals(values: list[str] | None) -> dict[str, Path]:
+    result: dict[str, Path] = {}
+    for value in values or []:
+        name, sep, directory = value.partition("=")
+        if not sep or not name or not directory:
+            raise UsageError(f"--local {value!r}: expected NAME=DIR")
+        path = Path(directory).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"--local {name}: {directory} is not a directory")
+        result[name] = path.resolve()
+    return result
+
+
+def plan_outputs(*, outputs: list[str] | None, tags: list[str] | None, load: bool, push: bool,
+                 docker_builder: bool):
+    """Turn --output/--tag/--load/--push into exporter outputs (``--load`` is the docker builder's default)."""
+    from llbgen.builder.options import Output
+
+    parsed = [Output.parse(o) for o in outputs or []]
+    names = ",".join(tags or [])
+    if push and not names:
+        raise UsageError("--push needs --tag NAME (REGISTRY/REPO:TAG)")
+    if push or load or (not parsed and docker_builder):
+        attrs = {"name": names} if names else {}
+        if push:
+            attrs["push"] = "true"
+        parsed.append(Output("moby" if docker_builder and not push else "image", attrs))
+    elif tags:
+        for i, out in enumerate(parsed):
+            if out.type in ("image", "moby", "docker", "oci") and "name" not in out.attrs:
+                parsed[i] = Output(out.type, {**out.attrs, "name": names}, out.dest)
+    if not parsed:
+        raise UsageError("nothing to export: give --output, --push or --load (a standalone buildkitd has no --load)")
+    return parsed
