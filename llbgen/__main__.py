@@ -1,0 +1,3 @@
+from llbgen.cli.main import main
+
+main()
