@@ -1,0 +1,261 @@
+"""What the connected builder can do, and one-line advice when it cannot.
+
+The feature matrix comes from the daemons' source (research notes §5, §6): the Docker
+Engine's BuildKit differs by image store. With the classic (graphdriver) store it
+disables MergeOp/DiffOp, exports only moby/local/tar and caches only inline; with the
+containerd image store it is close to a standalone buildkitd. The image store shows
+in the worker label ``org.mobyproject.buildkit.worker.snapshotter`` (what buildx checks).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import grpc
+from pydantic import BaseModel, ConfigDict
+
+from llbgen.builder.connection import BuilderConnection, describe_rpc_error
+from llbgen.errors import BuilderUnavailable, CapabilityMissing
+
+SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter"
+# The Debian-built engine reports this placeholder instead of the vendored BuildKit version.
+UNKNOWN_VERSIONS = {"", "v0.0.0+unknown", "v0.0.0-unknown"}
+
+ImageStore = Literal["containerd", "classic", "n/a"]
+
+INFO_TIMEOUT = 15.0
+
+
+class WorkerInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    platforms: list[str]
+    labels: dict[str, str]
+
+
+class BuilderInfo(BaseModel):
+    """Everything ``llbgen builder inspect`` shows; also what graphs are checked against."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    kind: Literal["docker", "unix", "tcp"]
+    buildkit_version: str | None
+    engine_version: str | None = None
+    workers: list[WorkerInfo]
+    image_store: ImageStore
+    merge_op: bool
+    diff_op: bool
+    direct_push: bool
+    exporters: list[str]
+    cache_exporters: list[str]
+    cache_importers: list[str]
+
+    @property
+    def platforms(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for worker in self.workers:
+            seen.update(dict.fromkeys(worker.platforms))
+        return list(seen)
+
+    def supports(self, feature: str) -> bool:
+        """``merge_op``, ``diff_op``, ``direct_push``, ``exporter:<type>``, ``cache_export:<type>``, ``cache_import:<type>``."""
+        kind, _, name = feature.partition(":")
+        if kind == "exporter":
+            return name in self.exporters
+        if kind == "cache_export":
+            return name in self.cache_exporters
+        if kind == "cache_import":
+            return name in self.cache_importers
+        if feature in ("merge_op", "diff_op", "direct_push"):
+            return bool(getattr(self, feature))
+        raise ValueError(f"unknown builder feature {feature!r}")
+
+    def require(self, feature: str) -> None:
+        """Raise ``CapabilityMissing`` (one line, saying what to enable) unless ``feature`` is supported."""
+        if not self.supports(feature):
+            raise CapabilityMissing(_missing_message(self, feature))
+
+
+def _profile(kind: str, image_store: ImageStore) -> dict[str, object]:
+    """The capability matrix (§5.1, §5.4, §6 of the research notes)."""
+    if kind != "docker":
+        return {
+            "merge_op": True,
+            "diff_op": True,
+            "direct_push": True,
+            "exporters": ["image", "local", "tar", "oci", "docker"],
+            "cache_exporters": ["registry", "inline", "local", "gha", "s3", "azblob"],
+            "cache_importers": ["registry", "local", "gha", "s3", "azblob"],
+        }
+    if image_store == "containerd":
+        return {
+            "merge_op": True,
+            "diff_op": True,
+            "direct_push": True,
+            # dockerd's `moby` exporter wraps the image exporter; `image` is also registered.
+            "exporters": ["moby", "image", "local", "tar", "oci", "docker"],
+            "cache_exporters": ["inline", "local", "registry", "gha"],
+            "cache_importers": ["registry", "local", "gha"],
+        }
+    return {
+        "merge_op": False,
+        "diff_op": False,
+        # The classic exporter cannot push; buildx runs `docker push` afterwards.
+        "direct_push": False,
+        "exporters": ["moby", "local", "tar"],
+        "cache_exporters": ["inline"],
+        "cache_importers": ["registry", "local"],
+    }
+
+
+def inspect_builder(
+    conn: BuilderConnection, *, timeout: float = INFO_TIMEOUT
+) -> BuilderInfo:
+    """Ask the builder for its workers and version, and derive its capabilities."""
+    from llbgen._proto.buildkit import control_pb2
+
+    try:
+        reply = conn.control.ListWorkers(
+            control_pb2.ListWorkersRequest(), timeout=timeout
+        )
+    except grpc.RpcError as err:
+        raise BuilderUnavailable(
+            f"BuildKit at {conn.address} did not list its workers: {describe_rpc_error(err)}"
+        ) from None
+    workers = [_worker(record) for record in reply.record]
+    version = _buildkit_version(conn, reply, timeout)
+    address = conn.address
+    if address.kind == "docker":
+        store: ImageStore = (
+            "containerd"
+            if any(SNAPSHOTTER_LABEL in w.labels for w in workers)
+            else "classic"
+        )
+    else:
+        store = "n/a"
+    return BuilderInfo(
+        address=str(address),
+        kind=address.kind,
+        buildkit_version=version,
+        engine_version=_engine_version(conn),
+        workers=workers,
+        image_store=store,
+        **_profile(address.kind, store),  # type: ignore[arg-type]
+    )
+
+
+def _worker(record) -> WorkerInfo:
+    platforms = list(dict.fromkeys(_platform_string(p) for p in record.platforms))
+    return WorkerInfo(id=record.ID, platforms=platforms, labels=dict(record.Labels))
+
+
+def _platform_string(platform) -> str:
+    parts = [platform.OS, platform.Architecture] + (
+        [platform.Variant] if platform.Variant else []
+    )
+    return "/".join(parts)
+
+
+def _buildkit_version(
+    conn: BuilderConnection, workers_reply, timeout: float
+) -> str | None:
+    from llbgen._proto.buildkit import control_pb2
+
+    try:
+        info = conn.control.Info(control_pb2.InfoRequest(), timeout=timeout)
+        version = info.buildkitVersion.version
+    except grpc.RpcError as err:
+        # Info exists since BuildKit v0.11; older daemons answer UNIMPLEMENTED.
+        if err.code() is not grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+            raise BuilderUnavailable(
+                f"BuildKit at {conn.address} failed Info: {describe_rpc_error(err)}"
+            ) from None
+        version = ""
+    if version in UNKNOWN_VERSIONS:
+        # Worker records carry the version too (dockerd reports "...-moby" there).
+        version = next(
+            (
+                r.BuildkitVersion.version
+                for r in workers_reply.record
+                if r.BuildkitVersion.version not in UNKNOWN_VERSIONS
+            ),
+            "",
+        )
+    return version or None
+
+
+def _engine_version(conn: BuilderConnection) -> str | None:
+    """The Docker Engine's version: the best hint at its BuildKit when BuildKit's own is unknown."""
+    if conn.docker_host is None:
+        return None
+    from llbgen.builder.docker_relay import docker_engine_version, docker_ssl_context
+
+    return docker_engine_version(
+        conn.docker_host, ssl_context=docker_ssl_context(conn.address)
+    )
+
+
+CONTAINERD_STORE_HINT = (
+    'enable the containerd image store: {"features":{"containerd-snapshotter":true}} '
+    "in /etc/docker/daemon.json, or use --builder with a standalone buildkitd"
+)
+
+
+def _missing_message(info: BuilderInfo, feature: str) -> str:
+    kind, _, name = feature.partition(":")
+    where = (
+        f"the Docker Engine at {info.address.removeprefix('docker://')}"
+        if info.kind == "docker"
+        else f"BuildKit at {info.address}"
+    )
+    what = {
+        "merge_op": "MergeOp/DiffOp",
+        "diff_op": "MergeOp/DiffOp",
+        "direct_push": "pushing directly from the build",
+        "exporter": f"the {name!r} exporter",
+        "cache_export": f"cache export to {name!r}",
+        "cache_import": f"cache import from {name!r}",
+    }[kind if name else feature]
+    if (
+        info.kind == "docker"
+        and info.image_store == "classic"
+        and _containerd_store_has(feature)
+    ):
+        return f"{where} uses the classic image store, which does not support {what}; {CONTAINERD_STORE_HINT}"
+    offered = {
+        "exporter": info.exporters,
+        "cache_export": info.cache_exporters,
+        "cache_import": info.cache_importers,
+    }.get(kind)
+    message = f"{where} does not support {what}"
+    if name and offered is not None:
+        message += f" (it offers {', '.join(offered)})"
+    if info.kind == "docker" and _standalone_has(feature):
+        message += "; use --builder with a standalone buildkitd"
+    return message
+
+
+def _containerd_store_has(feature: str) -> bool:
+    profile = BuilderInfo(
+        address="",
+        kind="docker",
+        buildkit_version=None,
+        workers=[],
+        image_store="containerd",
+        **_profile("docker", "containerd"),
+    )  # type: ignore[arg-type]
+    return profile.supports(feature)
+
+
+def _standalone_has(feature: str) -> bool:
+    profile = BuilderInfo(
+        address="",
+        kind="unix",
+        buildkit_version=None,
+        workers=[],
+        image_store="n/a",
+        **_profile("unix", "n/a"),
+    )  # type: ignore[arg-type]
+    return profile.supports(feature)

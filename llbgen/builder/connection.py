@@ -1,0 +1,240 @@
+"""One gRPC channel to a BuildKit builder, whatever kind it is.
+
+docker builders go through a ``DockerGrpcRelay``; standalone buildkitd is dialed
+directly (unix socket, or TCP with optional mutual TLS).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import grpc
+
+from llbgen.builder.address import BuilderAddress
+from llbgen.builder.docker_relay import DockerGrpcRelay
+from llbgen.errors import BuilderUnavailable
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from llbgen._proto.buildkit.control_pb2_grpc import ControlStub
+
+# BuildKit's Go client and dockerd's /grpc server both use containerd's 16 MiB limits;
+# grpcio's default 4 MiB receive limit would reject large Status/DiskUsage replies.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Keepalive, so a builder that vanished mid-build (host down, network cut) is noticed
+# within seconds. (A daemon process that exits closes its socket; gRPC sees that at once.)
+#
+# The ping rate must stay within what the server tolerates, or the server answers
+# GOAWAY "too_many_pings" and drops the connection — killing a quiet, long build step:
+# * dockerd serves /grpc through golang.org/x/net/http2 (grpc.Server.ServeHTTP), which
+#   answers every ping and enforces nothing: ping every 10 s (tested idle for minutes).
+# * standalone buildkitd uses grpc-go's native transport with the default enforcement
+#   policy (MinTime 5 min, no pings without active calls; cmd/buildkitd sets no keepalive
+#   options up to v0.32): ping at most every 5 min, only during calls.
+FAST_KEEPALIVE: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Without this grpc-core stops pinging after 2 pings with no data sent, which would
+    # switch keepalive off during a long, quiet build step.
+    ("grpc.http2.max_pings_without_data", 0),
+]
+POLITE_KEEPALIVE: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 310_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+MESSAGE_LIMITS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def channel_options(address: BuilderAddress) -> list[tuple[str, int | str]]:
+    """gRPC channel options for this kind of builder (see the keepalive notes above)."""
+    keepalive = FAST_KEEPALIVE if address.kind == "docker" else POLITE_KEEPALIVE
+    options: list[tuple[str, int | str]] = [*MESSAGE_LIMITS, *keepalive]
+    if address.kind == "tcp" and address.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", address.tls_server_name))
+    return options
+
+
+DEFAULT_READY_TIMEOUT = 15.0
+
+
+class BuilderConnection:
+    """A context manager owning the gRPC channel (and the relay, for docker builders).
+
+    ``control`` is the ``moby.buildkit.v1.Control`` stub. Call ``wait_ready()`` before
+    the first real RPC to turn "nothing there" into a one-line ``BuilderUnavailable``.
+    """
+
+    def __init__(self, address: BuilderAddress) -> None:
+        self.address = address
+        self._relay: DockerGrpcRelay | None = None
+        self._channel: grpc.Channel | None = None
+        self._control: ControlStub | None = None
+
+    @property
+    def docker_host(self) -> str | None:
+        return self.address.docker_host
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            raise RuntimeError("connection not open")
+        return self._channel
+
+    @property
+    def control(self) -> ControlStub:
+        # Imported on first use: the generated code is slow to load, and --help needs none of it.
+        if self._control is None:
+            from llbgen._proto.buildkit import control_pb2_grpc
+
+            self._control = control_pb2_grpc.ControlStub(self.channel)
+        return self._control
+
+    def open(self) -> Self:
+        if self._channel is not None:
+            return self
+        if self.address.kind == "docker":
+            self._relay = DockerGrpcRelay.for_address(self.address).start()
+            self._channel = grpc.insecure_channel(
+                self._relay.target, options=channel_options(self.address)
+            )
+        elif self.address.kind == "unix":
+            self._channel = grpc.insecure_channel(
+                f"unix://{self.address.target}", options=channel_options(self.address)
+            )
+        else:
+            self._channel = _tcp_channel(self.address)
+        return self
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+            self._control = None
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
+        """Block until the builder answers ListWorkers, or raise ``BuilderUnavailable`` within ``timeout``.
+
+        Fails fast when a connection attempt fails outright (refused, no such socket):
+        waiting out the timeout would not help, and the reason is only available then.
+        """
+        from llbgen._proto.buildkit import control_pb2
+
+        deadline = time.monotonic() + timeout
+        if self._relay is not None:
+            # A refused upgrade (old engine, wrong socket) is much clearer from the probe
+            # than from gRPC, which only sees the relay hang up.
+            self._relay.probe()
+        state = _wait_connected(
+            self.channel, timeout=max(0.1, deadline - time.monotonic())
+        )
+        if state is None:
+            raise self._unavailable(f"no answer within {timeout:g}s")
+        try:
+            # On TRANSIENT_FAILURE this fails at once and carries the reason (e.g. connection refused).
+            self.control.ListWorkers(
+                control_pb2.ListWorkersRequest(),
+                timeout=max(0.1, deadline - time.monotonic()),
+                wait_for_ready=False,
+            )
+        except grpc.RpcError as err:
+            raise self._unavailable(describe_rpc_error(err)) from None
+
+    def _unavailable(self, reason: str) -> BuilderUnavailable:
+        if self._relay is not None and self._relay.last_error is not None:
+            return self._relay.last_error
+        return BuilderUnavailable(
+            f"cannot reach BuildKit at {self.address}: {reason}; {_hint(self.address)}"
+        )
+
+
+def _wait_connected(
+    channel: grpc.Channel, timeout: float
+) -> grpc.ChannelConnectivity | None:
+    """Wait until the channel is READY or its first connection attempt failed; None on timeout."""
+    settled = threading.Event()
+    outcome: list[grpc.ChannelConnectivity] = []
+
+    def on_change(state: grpc.ChannelConnectivity) -> None:
+        if state in (
+            grpc.ChannelConnectivity.READY,
+            grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+        ):
+            outcome.append(state)
+            settled.set()
+
+    channel.subscribe(on_change, try_to_connect=True)
+    try:
+        settled.wait(timeout)
+    finally:
+        channel.unsubscribe(on_change)
+    return outcome[0] if outcome else None
+
+
+def _tcp_channel(address: BuilderAddress) -> grpc.Channel:
+    if not address.use_tls:
+        return grpc.insecure_channel(address.target, options=channel_options(address))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(address.tls_ca),
+        private_key=_read(address.tls_key),
+        certificate_chain=_read(address.tls_cert),
+    )
+    return grpc.secure_channel(
+        address.target, credentials, options=channel_options(address)
+    )
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+def _hint(address: BuilderAddress) -> str:
+    if address.kind == "docker":
+        return "is the Docker Engine running? check DOCKER_HOST or set --builder"
+    if address.use_tls:
+        return "is buildkitd running with TLS, and do --tlscacert/--tlscert/--tlskey/--tls-server-name match it? set --builder or BUILDKIT_HOST"
+    return "is buildkitd running? set --builder or BUILDKIT_HOST"
+
+
+def describe_rpc_error(err: grpc.RpcError) -> str:
+    """A short, single-line reason from a gRPC error.
+
+    grpc-core wraps the OS error deep inside its text ("failed to connect to all
+    addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote
+    host: Connection refused"); the last clause is the part a user can act on.
+    """
+    code = err.code() if isinstance(err, grpc.Call) else None
+    details = " ".join(
+        ((err.details() if isinstance(err, grpc.Call) else str(err)) or "").split()
+    )
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "no answer"
+    if code is grpc.StatusCode.UNAVAILABLE and details:
+        last = details.rsplit(": ", 1)[-1].strip(" []")
+        return last[:1].lower() + last[1:]
+    name = code.name.lower().replace("_", " ") if code is not None else "error"
+    return f"{name}: {details}" if details else name

@@ -1,0 +1,514 @@
+"""Reach the Docker Engine's embedded BuildKit the way ``docker buildx`` does.
+
+dockerd serves BuildKit's gRPC API only behind an HTTP/1.1 upgrade: ``POST /grpc``
+with ``Upgrade: h2c`` answers ``101 Switching Protocols`` and then speaks plain
+HTTP/2 on the same connection (moby ``api/server/router/grpc``). grpcio cannot dial
+through an upgrade, so ``DockerGrpcRelay`` listens on a private unix socket and,
+for every connection grpcio makes, performs a fresh upgrade and splices the bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from llbgen.builder.address import BuilderAddress
+from llbgen.errors import BuilderUnavailable
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+MAX_RESPONSE_HEAD = 16 * 1024
+CHUNK = 64 * 1024
+# Same as the docker Go client's dialer: notice a dead TCP peer without gRPC's help.
+TCP_KEEPALIVE_SECONDS = 30
+ENGINE_HINT = "is the Docker Engine running? check DOCKER_HOST or set --builder"
+
+
+def docker_ssl_context(address: BuilderAddress) -> ssl.SSLContext | None:
+    """TLS settings for a Docker Engine on ``tcp://`` (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH or --tls* flags)."""
+    if address.kind != "docker" or not address.use_tls:
+        return None
+    context = ssl.create_default_context(
+        cafile=str(address.tls_ca) if address.tls_ca else None
+    )
+    if not address.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if address.tls_cert and address.tls_key:
+        context.load_cert_chain(str(address.tls_cert), str(address.tls_key))
+    return context
+
+
+def open_upgraded_socket(
+    docker_host: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    timeout: float,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> socket.socket:
+    """Connect to the engine, upgrade ``POST {path}`` to h2c, return the raw connection.
+
+    dockerd writes its HTTP/2 SETTINGS frame right after the 101 headers, often in the
+    same packet. The response head is read with ``MSG_PEEK`` and only the head is
+    consumed, so those bytes stay in the kernel buffer and the caller reads them first.
+    (Over TLS the head is read one byte at a time; extra decrypted bytes stay in the
+    ``SSLSocket`` and its ``recv`` returns them first — check ``pending()`` before select.)
+    Headers are sent one line each; repeated keys stay separate lines (the session
+    manager needs one line per exposed gRPC method).
+    """
+    sock = _connect(docker_host, timeout, ssl_context, server_hostname)
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(_upgrade_request(path, headers))
+        head = _read_response_head(sock, docker_host)
+        status = _status_code(head, docker_host)
+        if status != 101:
+            body = _read_small_body(sock, head)
+            raise BuilderUnavailable(_refusal_message(docker_host, path, status, body))
+        sock.settimeout(None)
+        return sock
+    except BuilderUnavailable:
+        sock.close()
+        raise
+    except OSError as err:
+        sock.close()
+        hint = ENGINE_HINT
+        if docker_host.startswith("tcp://") and ssl_context is None:
+            # A TLS-only engine resets a plaintext request: the usual cause over TCP.
+            hint = "if the engine expects TLS, set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (or --tlscacert/--tlscert/--tlskey)"
+        raise BuilderUnavailable(
+            f"the Docker Engine at {docker_host} broke off the {path} upgrade: {_reason(err)}; {hint}"
+        ) from None
+
+
+def _connect(
+    docker_host: str,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+) -> socket.socket:
+    parts = urlsplit(docker_host)
+    try:
+        if parts.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(parts.path)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        if parts.scheme == "tcp" and parts.hostname and parts.port:
+            sock = socket.create_connection(
+                (parts.hostname, parts.port), timeout=timeout
+            )
+            _enable_tcp_keepalive(sock)
+            if ssl_context is not None:
+                try:
+                    sock = ssl_context.wrap_socket(
+                        sock, server_hostname=server_hostname or parts.hostname
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
+            return sock
+    except ssl.SSLError as err:
+        raise BuilderUnavailable(
+            f"TLS handshake with the Docker Engine at {docker_host} failed: {err.reason or err}; check DOCKER_CERT_PATH / --tlscacert"
+        ) from None
+    except OSError as err:
+        raise BuilderUnavailable(
+            f"cannot reach the Docker Engine at {docker_host}: {_reason(err)}; {_hint_for(err)}"
+        ) from None
+    raise BuilderUnavailable(
+        f"cannot reach the Docker Engine at {docker_host}: only unix:// and tcp://HOST:PORT are supported"
+    )
+
+
+def _enable_tcp_keepalive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL"):
+        if hasattr(socket, name):
+            sock.setsockopt(
+                socket.IPPROTO_TCP, getattr(socket, name), TCP_KEEPALIVE_SECONDS
+            )
+
+
+def _upgrade_request(path: str, headers: list[tuple[str, str]]) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: docker",
+        "Connection: Upgrade",
+        "Upgrade: h2c",
+        "Content-Length: 0",
+    ]
+    for key, value in headers:
+        if any(c in f"{key}{value}" for c in "\r\n"):
+            raise ValueError(f"header {key!r} contains a line break")
+        lines.append(f"{key}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _read_response_head(sock: socket.socket, docker_host: str) -> bytes:
+    if isinstance(sock, ssl.SSLSocket):
+        return _read_head_bytewise(sock, docker_host)
+    head = b""
+    while True:
+        peeked = sock.recv(MAX_RESPONSE_HEAD, socket.MSG_PEEK)
+        if not peeked:
+            raise BuilderUnavailable(
+                f"the Docker Engine at {docker_host} closed the connection before answering; {ENGINE_HINT}"
+            )
+        seen = head + peeked
+        end = seen.find(b"\r\n\r\n", max(0, len(head) - 3))
+        if end >= 0:
+            # Consume exactly the head; whatever follows belongs to HTTP/2.
+            head += _recv_exactly(sock, end + 4 - len(head))
+            return head
+        if len(seen) >= MAX_RESPONSE_HEAD:
+            raise BuilderUnavailable(
+                f"the Docker Engine at {docker_host} sent an oversized HTTP response head"
+            )
+        # No terminator yet: everything peeked is head, so consume it and wait for more.
+        head += _recv_exactly(sock, len(peeked))
+
+
+def _read_head_bytewise(sock: socket.socket, docker_host: str) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise BuilderUnavailable(
+                f"the Docker Engine at {docker_host} closed the connection before answering; {ENGINE_HINT}"
+            )
+        head += byte
+        if len(head) > MAX_RESPONSE_HEAD:
+            raise BuilderUnavailable(
+                f"the Docker Engine at {docker_host} sent an oversized HTTP response head"
+            )
+    return head
+
+
+def _recv_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionResetError("connection closed mid-response")
+        data += chunk
+    return data
+
+
+def _status_code(head: bytes, docker_host: str) -> int:
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    fields = status_line.split(" ", 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+        raise BuilderUnavailable(
+            f"{docker_host} did not answer like a Docker Engine (got {status_line[:60]!r})"
+        )
+    return int(fields[1])
+
+
+def _read_small_body(sock: socket.socket, head: bytes) -> str:
+    """Best effort: the engine's JSON error message, for the one-line error."""
+    length = 0
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "content-length" and value.strip().isdigit():
+            length = min(int(value.strip()), 4096)
+    try:
+        body = _recv_exactly(sock, length) if length else b""
+    except OSError:
+        return ""
+    try:
+        return str(json.loads(body).get("message", "")).strip()
+    except (ValueError, AttributeError):
+        return body.decode("utf-8", "replace").strip()
+
+
+def _refusal_message(docker_host: str, path: str, status: int, body: str) -> str:
+    detail = f" ({body})" if body else ""
+    if status == 404:
+        return (
+            f"the Docker Engine at {docker_host} has no BuildKit endpoint (POST {path} → HTTP 404{detail}); "
+            "the engine is too old or not a Docker Engine; use a newer engine or --builder with a standalone buildkitd"
+        )
+    return f"the Docker Engine at {docker_host} refused the BuildKit upgrade (POST {path} → HTTP {status}{detail}); use --builder with a standalone buildkitd"
+
+
+def _reason(err: OSError) -> str:
+    if isinstance(err, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(err, socket.gaierror):
+        return f"unknown host ({err.strerror})"
+    return (err.strerror or str(err) or type(err).__name__).lower()
+
+
+def _hint_for(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "add your user to the docker group or check the socket's permissions"
+    return ENGINE_HINT
+
+
+def docker_engine_version(
+    docker_host: str, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0
+) -> str | None:
+    """``GET /version``'s ``Version``, or None. Informational only, so failures are not errors."""
+    try:
+        sock = _connect(docker_host, timeout, ssl_context, None)
+    except BuilderUnavailable:
+        return None
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(
+            b"GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(CHUNK):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
+            return None
+        if b"transfer-encoding: chunked" in head.lower():
+            body = _unchunk(body)
+        return str(json.loads(body)["Version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    finally:
+        sock.close()
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return out
+
+
+class DockerGrpcRelay:
+    """A private unix socket that grpcio dials; each connection becomes one upgraded ``/grpc`` connection.
+
+    Use as a context manager. ``target`` is the ``unix:`` string for ``grpc.insecure_channel``.
+    Connections are spliced by one thread each (single-threaded, so TLS sockets are never
+    used from two threads at once); ``close()`` shuts every socket down and joins every thread.
+    """
+
+    def __init__(
+        self,
+        docker_host: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.docker_host = docker_host
+        self._ssl_context = ssl_context
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._closed = False
+        self._dir: str | None = None
+        self._listener: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._accept_thread: threading.Thread | None = None
+        self.last_error: BuilderUnavailable | None = None
+
+    @classmethod
+    def for_address(
+        cls, address: BuilderAddress, *, connect_timeout: float = 10.0
+    ) -> DockerGrpcRelay:
+        if address.docker_host is None:
+            raise ValueError(f"{address} is not a Docker Engine builder")
+        return cls(
+            address.docker_host,
+            ssl_context=docker_ssl_context(address),
+            connect_timeout=connect_timeout,
+        )
+
+    @property
+    def socket_path(self) -> str:
+        if self._dir is None:
+            raise RuntimeError("relay not started")
+        return os.path.join(self._dir, "grpc.sock")
+
+    @property
+    def target(self) -> str:
+        """The grpcio target, e.g. ``unix:/tmp/llbgen-relay-x/grpc.sock``."""
+        return f"unix:{self.socket_path}"
+
+    def start(self) -> Self:
+        # mkdtemp makes the directory 0700: only this user can reach the engine through it.
+        self._dir = tempfile.mkdtemp(prefix="llbgen-relay-", dir=_short_tmpdir())
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.socket_path)
+        listener.listen(16)
+        listener.setblocking(False)
+        self._listener = listener
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="llbgen-docker-relay-accept", daemon=True
+        )
+        self._accept_thread.start()
+        return self
+
+    def probe(self) -> None:
+        """Do one upgrade now, so a refusal surfaces as a precise error instead of a gRPC UNAVAILABLE."""
+        sock = open_upgraded_socket(
+            self.docker_host,
+            "/grpc",
+            [],
+            self._connect_timeout,
+            ssl_context=self._ssl_context,
+        )
+        sock.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            live = list(self._sockets)
+            threads = list(self._threads)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        for sock in live:
+            _shutdown(sock)
+        if self._accept_thread is not None:
+            self._accept_thread.join()
+        for thread in threads:
+            thread.join(self._connect_timeout + 5)
+        # Threads registered between the snapshot above and the accept loop's exit.
+        with self._lock:
+            late = list(self._threads)
+        for thread in late:
+            thread.join(self._connect_timeout + 5)
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if self._wake_r in ready:
+                    return
+                try:
+                    client, _ = self._listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    return
+                client.setblocking(True)
+                thread = threading.Thread(
+                    target=self._serve,
+                    args=(client,),
+                    name="llbgen-docker-relay-conn",
+                    daemon=True,
+                )
+                with self._lock:
+                    if self._closed:
+                        client.close()
+                        return
+                    self._threads.add(thread)
+                    self._sockets.add(client)
+                thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            try:
+                upstream = open_upgraded_socket(
+                    self.docker_host,
+                    "/grpc",
+                    [],
+                    self._connect_timeout,
+                    ssl_context=self._ssl_context,
+                )
+            except BuilderUnavailable as err:
+                # grpcio only sees a closed connection; keep the reason for the caller's error.
+                self.last_error = err
+                return
+            with self._lock:
+                if self._closed:
+                    return
+                self._sockets.add(upstream)
+            _splice(client, upstream)
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    _shutdown(sock)
+                    sock.close()
+            with self._lock:
+                self._sockets.discard(client)
+                if upstream is not None:
+                    self._sockets.discard(upstream)
+                self._threads.discard(threading.current_thread())
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes (or close() shuts the sockets down)."""
+    peer = {a: b, b: a}
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_READ)
+        selector.register(b, selectors.EVENT_READ)
+        # Bytes an SSLSocket decrypted during the upgrade are invisible to select().
+        pending = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
+        while True:
+            ready = pending or [key.fileobj for key, _ in selector.select()]
+            pending = []
+            for source in ready:
+                if not _pump(source, peer[source]):
+                    return
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> bool:
+    try:
+        while True:
+            data = source.recv(CHUNK)
+            if not data:
+                return False
+            sink.sendall(data)
+            if not (isinstance(source, ssl.SSLSocket) and source.pending()):
+                return True
+    except (OSError, ValueError):
+        # ValueError: an SSLSocket shut down by close() from another thread.
+        return False
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _short_tmpdir() -> str | None:
+    """AF_UNIX paths are limited to ~107 bytes; fall back to /tmp if TMPDIR is deep."""
+    base = tempfile.gettempdir()
+    return None if len(base) < 60 else str(Path("/tmp"))
