@@ -131,7 +131,7 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
     index = definition.vertex_index()
     renderer = make_renderer(options.progress, stream=options.progress_stream, name_for=index.name_for)
     session = Session(local_dirs=dict(options.local_dirs), secrets=dict(options.secrets),
-                      file_outputs=file_outputs, dir_outputs=dir_outputs, auth=DockerAuthProvider())
+                      file_outputs=file_outputs, auth=DockerAuthProvider())
     with session, renderer:
         if conn.docker_host:
             session.attach_docker(conn.docker_host)
