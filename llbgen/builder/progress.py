@@ -271,7 +271,9 @@ class ProgressRecorder:
             state.daemon_name = vtx.name
             state.name = self._resolve_name(vtx.digest, vtx.name)
         state.inputs = tuple(vtx.inputs)
-        state.cached = vtx.cached
+        # A cached step may be re-announced without the flag while its lazy layer is
+        # pulled (cache import); it was still not executed.
+        state.cached = state.cached or vtx.cached
         state.error = vtx.error
 
         if started is not None and started != state.started:

@@ -19,7 +19,7 @@ import grpc
 from llbgen.builder.capabilities import BuilderInfo
 from llbgen.builder.connection import BuilderConnection, describe_rpc_error
 from llbgen.builder.options import CacheEntry, Output
-from llbgen.builder.progress import ProgressMode, format_failure, make_renderer
+from llbgen.builder.progress import BuildSummary, ProgressMode, VertexState, format_failure, make_renderer
 from llbgen.errors import BuildFailed, Cancelled, CapabilityMissing, UsageError
 from llbgen.llb.definition import Definition
 
@@ -37,11 +37,17 @@ class SolveOptions:
     image_config: Mapping | None = None
     progress: ProgressMode = "auto"
     progress_stream: IO[str] | None = None
+    # Run as a client-side gateway build (the image config travels as result metadata);
+    # always done for the Docker Engine's classic image store, see gateway.py.
+    via_gateway: bool = False
 
 
 @dataclass(frozen=True)
 class SolveResult:
     exporter_response: dict[str, str]
+    # Every step the builder reported, in first-seen order, and their totals.
+    vertices: tuple[VertexState, ...] = ()
+    summary: BuildSummary | None = None
 
     @property
     def image_digest(self) -> str | None:
@@ -138,7 +144,10 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
         else:
             session.attach_control(conn.control)
         request.Session = session.id
-        future = conn.control.Solve.future(request)
+        if options.via_gateway or info.image_store == "classic":
+            future = _start_gateway_solve(conn, request, definition, options)
+        else:
+            future = conn.control.Solve.future(request)
         status_error: list[BaseException] = []
         status_done = threading.Event()
 
@@ -164,7 +173,19 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
             status_done.wait(10)
             raise _build_error(err, renderer) from None
         status_done.wait(30)
-    return SolveResult(dict(response.ExporterResponse))
+    recorder = renderer.recorder
+    return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary())
+
+
+def _start_gateway_solve(conn: BuilderConnection, request, definition: Definition,
+                         options: SolveOptions) -> grpc.Future:
+    """The gateway hook: the classic store's exporter reads the image config only from the
+    result's metadata, never from the ``containerimage.config`` exporter attr."""
+    from llbgen.builder.gateway import start_gateway_solve
+
+    request.ClearField("Definition")
+    return start_gateway_solve(conn, request, definition.to_pb(), options.image_config,
+                               cache_imports=[(c.type, c.attrs) for c in options.cache_from])
 
 
 def _wait(future: grpc.Future):
