@@ -89,3 +89,4 @@ if ! docker image inspect llbgen-test/debian:bookworm >/dev/null 2>&1; then
   rm -rf "$root"
 fi
 log "ready: $(docker version --format 'engine {{.Server.Version}}')"
+"$(dirname "$0")/start-classic-dockerd.sh"  # a second engine with the classic image store (tests marked classic)

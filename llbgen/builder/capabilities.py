@@ -19,7 +19,7 @@ from llbgen.errors import BuilderUnavailable, CapabilityMissing
 
 SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter"
 # The Debian-built engine reports this placeholder instead of the vendored BuildKit version.
-UNKNOWN_VERSIONS = {"", "v0.0.0+unknown", "v0.0.0-unknown"}
+UNKNOWN_VERSIONS = {"", "v0.0.0+unknown", "v0.0.0-unknown", "v0.0.0+unknown-moby"}
 
 ImageStore = Literal["containerd", "classic", "n/a"]
 

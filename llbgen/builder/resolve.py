@@ -1,39 +1,51 @@
 """Resolve a base image's digest and config through the builder, never by guessing.
 
 For the Docker Engine builder the engine's own image store answers (the images
-BuildKit inside it will use); the graph then pins the image to that digest and
-inherits its config.
+BuildKit inside it will use); any other builder (a standalone buildkitd) is asked
+through a short gateway build's ``ResolveImageConfig``, which is how BuildKit itself
+resolves the image during the build. The graph then pins the image to that digest
+and inherits its config.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llbgen.builder.connection import BuilderConnection
-from llbgen.errors import CapabilityMissing, UsageError
+from llbgen.errors import UsageError
 from llbgen.llb.source import normalize_image_ref
+
+if TYPE_CHECKING:
+    from llbgen.builder.session import Session
+    from llbgen.llb.platform import Platform
 
 
 @dataclass(frozen=True)
 class ResolvedImage:
     ref: str
+    # "" when the builder has no manifest digest to pin to (see _classic_store_digest).
     digest: str
     config: dict[str, Any]
 
 
-def resolve_image(conn: BuilderConnection, ref: str) -> ResolvedImage:
-    """The digest and OCI config of ``ref`` as the builder sees it."""
+def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | None = None,
+                  session: Session | None = None) -> ResolvedImage:
+    """The digest and OCI config of ``ref`` as the builder sees it.
+
+    ``platform`` and ``session`` (registry credentials) matter only for builders that
+    are not the Docker Engine: the engine answers from its own store.
+    """
     try:
-        normalize_image_ref(ref)
+        normalized = normalize_image_ref(ref)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if not conn.docker_host:
-        raise CapabilityMissing(
-            f"resolving base image {ref} through a standalone buildkitd is not supported yet; "
-            "use the Docker Engine builder"
-        )
-    return _resolve_with_engine(conn.docker_host, ref)
+    if conn.docker_host:
+        return _resolve_with_engine(conn.docker_host, ref)
+    from llbgen.builder.gateway import resolve_image_config_via_gateway
+
+    digest, config = resolve_image_config_via_gateway(conn, session, normalized, platform)
+    return ResolvedImage(ref, digest, config)
 
 
 def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage:
@@ -44,6 +56,7 @@ def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage:
         client = docker.DockerClient(base_url=docker_host, timeout=30)
         try:
             image = client.images.get(ref)
+            containerd_store = _uses_containerd_store(client.info())
         finally:
             client.close()
     except ImageNotFound:
@@ -52,11 +65,44 @@ def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage:
         raise UsageError(f"cannot inspect base image {ref}: {err}") from None
     attrs = image.attrs
     # With the containerd image store the image ID is the manifest (or index) digest that
-    # BuildKit resolves; with the classic store it is the config digest.
-    digest = attrs.get("Id", "")
+    # BuildKit resolves; with the classic store it is the config digest, which BuildKit
+    # there cannot find an image by.
+    digest = attrs.get("Id", "") if containerd_store else _classic_store_digest(ref, attrs)
     config = {
         "architecture": attrs.get("Architecture", "amd64"),
         "os": attrs.get("Os", "linux"),
         "config": attrs.get("Config") or {},
     }
     return ResolvedImage(ref, digest, config)
+
+
+def _uses_containerd_store(info: dict[str, Any]) -> bool:
+    """What `docker info` shows: the containerd store reports a snapshotter driver type."""
+    return any(
+        len(pair) == 2 and pair[0] == "driver-type" and "snapshotter" in str(pair[1])
+        for pair in info.get("DriverStatus") or []
+    )
+
+
+def _classic_store_digest(ref: str, attrs: dict[str, Any]) -> str:
+    """The manifest digest the classic store knows ``ref`` by, or "".
+
+    The classic store finds an image by digest only through a ``name@digest`` reference,
+    which it records when it pulls; a loaded or imported image has none and must be
+    used by name (pinning it would send BuildKit to the registry).
+    """
+    repository = _repository(normalize_image_ref(ref))
+    for repo_digest in attrs.get("RepoDigests") or []:
+        try:
+            name, _, digest = normalize_image_ref(repo_digest).partition("@")
+        except ValueError:
+            continue
+        if digest and name == repository:
+            return digest
+    return ""
+
+
+def _repository(normalized: str) -> str:
+    name = normalized.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}"

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from llbgen.errors import UsageError
 
-BuilderOpt = Annotated[Optional[str], typer.Option("--builder", help="BuildKit address: docker://[DOCKER_HOST], unix:///path.sock or tcp://host:port (default: $BUILDKIT_HOST, else the local Docker Engine).")]
-TlsCaOpt = Annotated[Optional[Path], typer.Option("--tlscacert", help="CA certificate for a tcp:// builder.")]
-TlsCertOpt = Annotated[Optional[Path], typer.Option("--tlscert", help="Client certificate for a tcp:// builder.")]
-TlsKeyOpt = Annotated[Optional[Path], typer.Option("--tlskey", help="Client key for a tcp:// builder.")]
-TlsNameOpt = Annotated[Optional[str], typer.Option("--tls-server-name", help="Server name to verify for a tcp:// builder.")]
+BuilderOpt = Annotated[str | None, typer.Option("--builder", help="BuildKit address: docker://[DOCKER_HOST], unix:///path.sock or tcp://host:port (default: $BUILDKIT_HOST, else the local Docker Engine).")]
+TlsCaOpt = Annotated[Path | None, typer.Option("--tlscacert", help="CA certificate for a tcp:// builder.")]
+TlsCertOpt = Annotated[Path | None, typer.Option("--tlscert", help="Client certificate for a tcp:// builder.")]
+TlsKeyOpt = Annotated[Path | None, typer.Option("--tlskey", help="Client key for a tcp:// builder.")]
+TlsNameOpt = Annotated[str | None, typer.Option("--tls-server-name", help="Server name to verify for a tcp:// builder.")]
 ProgressOpt = Annotated[str, typer.Option("--progress", help="auto, tty, plain, rawjson or quiet.")]
-OutputOpt = Annotated[Optional[list[str]], typer.Option("--output", "-o", help="type=image|registry|docker|oci|tar|local,... (repeatable).")]
-TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Image name (repeatable).")]
+OutputOpt = Annotated[list[str] | None, typer.Option("--output", "-o", help="type=image|registry|docker|oci|tar|local,... (repeatable).")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Image name (repeatable).")]
 LoadOpt = Annotated[bool, typer.Option("--load", help="Load the image into the Docker Engine (default with the docker builder).")]
 PushOpt = Annotated[bool, typer.Option("--push", help="Push the image to its registry.")]
-CacheToOpt = Annotated[Optional[list[str]], typer.Option("--cache-to", help="type=registry,ref=...,mode=max | type=inline | type=local,dest=DIR.")]
-CacheFromOpt = Annotated[Optional[list[str]], typer.Option("--cache-from", help="type=registry,ref=... | type=local,src=DIR.")]
-SecretOpt = Annotated[Optional[list[str]], typer.Option("--secret", help="id=ID,src=FILE or id=ID,env=VAR: given to build steps only, never stored.")]
-LocalOpt = Annotated[Optional[list[str]], typer.Option("--local", help="NAME=DIR for a local source of the graph (repeatable).")]
-AllowOpt = Annotated[Optional[list[str]], typer.Option("--allow", help="Entitlement to grant, e.g. network.host.")]
+CacheToOpt = Annotated[list[str] | None, typer.Option("--cache-to", help="type=registry,ref=...,mode=max | type=inline | type=local,dest=DIR.")]
+CacheFromOpt = Annotated[list[str] | None, typer.Option("--cache-from", help="type=registry,ref=... | type=local,src=DIR.")]
+SecretOpt = Annotated[list[str] | None, typer.Option("--secret", help="id=ID,src=FILE or id=ID,env=VAR: given to build steps only, never stored.")]
+LocalOpt = Annotated[list[str] | None, typer.Option("--local", help="NAME=DIR for a local source of the graph (repeatable).")]
+AllowOpt = Annotated[list[str] | None, typer.Option("--allow", help="Entitlement to grant, e.g. network.host.")]
 
 PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
 

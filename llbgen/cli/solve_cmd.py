@@ -8,9 +8,26 @@ from typing import Annotated
 
 import typer
 
-from llbgen.cli.common import (AllowOpt, BuilderOpt, CacheFromOpt, CacheToOpt, LoadOpt, LocalOpt, OutputOpt,
-                               ProgressOpt, PushOpt, SecretOpt, TagOpt, TlsCaOpt, TlsCertOpt, TlsKeyOpt, TlsNameOpt,
-                               check_progress, parse_locals, plan_outputs)
+from llbgen.cli.common import (
+    AllowOpt,
+    BuilderOpt,
+    CacheFromOpt,
+    CacheToOpt,
+    LoadOpt,
+    LocalOpt,
+    OutputOpt,
+    ProgressOpt,
+    PushOpt,
+    SecretOpt,
+    TagOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsNameOpt,
+    check_progress,
+    parse_locals,
+    plan_outputs,
+)
 from llbgen.cli.main import app
 
 GraphArg = Annotated[str, typer.Argument(help="FILE.py:NAME or module:NAME — a State, or a function returning one.")]

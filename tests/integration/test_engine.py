@@ -201,12 +201,12 @@ def test_plain_progress_shows_steps_and_cached(builder: Builder, base_image: str
         builder.solve(state, SolveOptions(outputs=[Output("moby", {"name": f"llbgen-test/progress:{marker}"})],
                                           progress="plain", progress_stream=stream))
         text = stream.getvalue()
-        match = re.search(rf"^(#\d+) \[?progress step {marker}", text, re.M)
+        match = re.search(rf"^(#\d+) \[?progress step {marker}", text, re.MULTILINE)
         assert match, text
         number = match.group(1)
         assert (f"{number} CACHED" in text) is expect_cached, text
         if not expect_cached:
-            assert re.search(rf"^{number} DONE \d", text, re.M), text
+            assert re.search(rf"^{number} DONE \d", text, re.MULTILINE), text
 
 
 def test_failing_step_reports_name_exit_code_and_log(base_image: str, tmp_path: Path):

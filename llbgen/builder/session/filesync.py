@@ -96,7 +96,7 @@ def _send(walk: FilteredWalk, requests: Iterator[Packet], context: grpc.Servicer
                 files[file_id] = entry.abspath
             yield Packet(type=Packet.PACKET_STAT, stat=entry.stat)
     except OSError as exc:
-        message = f"failed to walk {walk.root}: {exc.strerror or exc}"
+        message = f"cannot read {exc.filename or walk.root}: {exc.strerror or exc}"
         yield Packet(type=Packet.PACKET_ERR, data=message.encode())
         context.abort(grpc.StatusCode.UNKNOWN, message)
     yield Packet(type=Packet.PACKET_STAT)

@@ -30,7 +30,14 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from llbgen._proto.session import auth_pb2, auth_pb2_grpc, filesync_pb2, filesync_pb2_grpc, secrets_pb2, secrets_pb2_grpc
+from llbgen._proto.session import (
+    auth_pb2,
+    auth_pb2_grpc,
+    filesync_pb2,
+    filesync_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
+)
 from llbgen.builder.session.attach import ControlStreamAttachment, SocketAttachment
 from llbgen.builder.session.auth import DockerAuthProvider
 from llbgen.builder.session.filesend import FileSendServicer
