@@ -50,7 +50,7 @@ def generate(out: Path) -> None:
             shutil.rmtree(out)
         out.mkdir(parents=True)
         local_roots = {Path(s).parts[0] for s in sources}
-        import_re = re.compile(rf"^(from|import) ({'|'.join(map(re.escape, local_roots))})([. ])", re.M)
+        import_re = re.compile(rf"^(from|import) ({'|'.join(map(re.escape, local_roots))})([. ])", re.MULTILINE)
         for path in sorted(Path(tmp).rglob("*.py*")):
             rel = path.relative_to(tmp)
             if rel.name.endswith("_pb2_grpc.py") and not re.search(r"^class \w+Stub\b", path.read_text(), re.MULTILINE):

@@ -18,6 +18,12 @@ from llbgen.builder.connection import BuilderConnection, describe_rpc_error
 from llbgen.errors import BuilderUnavailable, CapabilityMissing
 
 SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter"
+# Only the Docker Engine's BuildKit labels its workers under this prefix (moby
+# builder-next/worker/label: ``...moby.host-gateway-ip``, set with either image store);
+# a standalone buildkitd uses ``org.mobyproject.buildkit.worker.*`` without ``moby.``.
+# It tells an engine reached some other way (its /grpc spliced onto a unix socket or a
+# TCP port by a relay or proxy) from a real buildkitd.
+ENGINE_WORKER_LABEL_PREFIX = "org.mobyproject.buildkit.worker.moby."
 # The Debian-built engine reports this placeholder instead of the vendored BuildKit version.
 UNKNOWN_VERSIONS = {"", "v0.0.0+unknown", "v0.0.0-unknown", "v0.0.0+unknown-moby"}
 
@@ -127,7 +133,11 @@ def inspect_builder(
     workers = [_worker(record) for record in reply.record]
     version = _buildkit_version(conn, reply, timeout)
     address = conn.address
-    if address.kind == "docker":
+    # An engine's BuildKit has the engine's feature set however it is reached: behind a
+    # unix:// or tcp:// address the standalone profile would claim s3/azblob cache
+    # backends (and, with the classic store, MergeOp/DiffOp) it does not have.
+    engine = address.kind == "docker" or _is_engine(workers)
+    if engine:
         store: ImageStore = (
             "containerd"
             if any(SNAPSHOTTER_LABEL in w.labels for w in workers)
@@ -142,7 +152,15 @@ def inspect_builder(
         engine_version=_engine_version(conn),
         workers=workers,
         image_store=store,
-        **_profile(address.kind, store),  # type: ignore[arg-type]
+        **_profile("docker" if engine else address.kind, store),  # type: ignore[arg-type]
+    )
+
+
+def _is_engine(workers: list[WorkerInfo]) -> bool:
+    return any(
+        key.startswith(ENGINE_WORKER_LABEL_PREFIX)
+        for worker in workers
+        for key in worker.labels
     )
 
 

@@ -6,6 +6,7 @@ directly (unix socket, or TCP with optional mutual TLS).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -234,7 +235,43 @@ def describe_rpc_error(err: grpc.RpcError) -> str:
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return "no answer"
     if code is grpc.StatusCode.UNAVAILABLE and details:
-        last = details.rsplit(": ", 1)[-1].strip(" []")
+        tls = _tls_failure(details)
+        if tls:
+            return tls
+        # grpc-core may end the text with the status of a wrapped error: "...: OK".
+        last = details.removesuffix(": OK").rsplit(": ", 1)[-1].strip(" []")
         return last[:1].lower() + last[1:]
     name = code.name.lower().replace("_", " ") if code is not None else "error"
     return f"{name}: {details}" if details else name
+
+
+def _tls_failure(details: str) -> str | None:
+    """A readable reason for a failed TLS connection, from grpc-core's text.
+
+    * The handshake fails on our side: "Tls handshake failed (TSI_PROTOCOL_FAILURE):
+      SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:
+      self signed certificate in certificate chain: OK" (the clause after the OpenSSL
+      reason is not always related: WRONG_VERSION_NUMBER, i.e. no TLS on that port, comes
+      with "Invalid certificate verification context").
+    * The server rejects the client's (missing or foreign) certificate: with TLS 1.3 the
+      client's handshake is already over, so grpc-core only sees the server's alert as
+      undecryptable data: "Unwrap failed (TSI_DATA_CORRUPTED)" (the alert itself, e.g.
+      TLSV1_ALERT_CERTIFICATE_REQUIRED, reaches only grpc's log).
+    """
+    match = re.search(r"OPENSSL_internal:([A-Z0-9_]+)(?::\s*([^:]+))?", details)
+    if match:
+        reason, extra = match.group(1), (match.group(2) or "").strip()
+        if reason == "CERTIFICATE_VERIFY_FAILED":
+            why = f" ({extra})" if extra and extra != "OK" else ""
+            return f"TLS handshake failed: the builder's certificate does not verify against --tlscacert{why}"
+        if reason == "WRONG_VERSION_NUMBER":
+            return "TLS handshake failed: the builder does not speak TLS on that port"
+        return f"TLS handshake failed ({reason.lower().replace('_', ' ')})"
+    if "handshake failed" in details.lower():
+        return f"TLS handshake failed ({details.removesuffix(': OK').rsplit(': ', 1)[-1].strip(' []')})"
+    if "TSI_DATA_CORRUPTED" in details:
+        return (
+            "the builder closed the TLS connection right after the handshake, most likely "
+            "refusing the client certificate (none given, or not issued by a CA it trusts)"
+        )
+    return None

@@ -20,7 +20,7 @@ from llbgen.builder.capabilities import BuilderInfo
 from llbgen.builder.connection import BuilderConnection, describe_rpc_error
 from llbgen.builder.options import CacheEntry, Output
 from llbgen.builder.progress import BuildSummary, ProgressMode, VertexState, format_failure, make_renderer
-from llbgen.errors import BuildFailed, Cancelled, CapabilityMissing, UsageError
+from llbgen.errors import BuilderUnavailable, BuildFailed, Cancelled, CapabilityMissing, UsageError
 from llbgen.llb.definition import Definition
 
 
@@ -137,7 +137,7 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
     index = definition.vertex_index()
     renderer = make_renderer(options.progress, stream=options.progress_stream, name_for=index.name_for)
     session = Session(local_dirs=dict(options.local_dirs), secrets=dict(options.secrets),
-                      file_outputs=file_outputs, auth=DockerAuthProvider())
+                      file_outputs=file_outputs, dir_outputs=dir_outputs, auth=DockerAuthProvider())
     with session, renderer:
         if conn.docker_host:
             session.attach_docker(conn.docker_host)
@@ -171,7 +171,7 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
             raise Cancelled("build cancelled") from None
         except grpc.RpcError as err:
             status_done.wait(10)
-            raise _build_error(err, renderer) from None
+            raise _build_error(err, renderer, str(conn.address)) from None
         status_done.wait(30)
     recorder = renderer.recorder
     return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary())
@@ -197,8 +197,11 @@ def _wait(future: grpc.Future):
             continue
 
 
-def _build_error(err: grpc.RpcError, renderer) -> BuildFailed:
+def _build_error(err: grpc.RpcError, renderer, address: str) -> BuildFailed | BuilderUnavailable:
     failure = format_failure(renderer.recorder)
     if failure:
         return BuildFailed(failure)
+    if err.code() == grpc.StatusCode.UNAVAILABLE:
+        return BuilderUnavailable(f"lost the connection to BuildKit at {address} during the build: "
+                                  f"{describe_rpc_error(err)}")
     return BuildFailed(f"build failed: {describe_rpc_error(err)}")

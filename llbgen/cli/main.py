@@ -6,6 +6,7 @@ Heavy imports (grpc, docker, generated protobuf) happen inside the commands so
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -38,6 +39,8 @@ def _register_subcommands() -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line."""
+    # grpc's C core logs connection errors to stderr itself; llbgen reports them as one line.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     _register_subcommands()
     try:
         app()
