@@ -1,10 +1,10 @@
 """The BuildKit session llbgen attaches to every solve.
 
 A session is a gRPC server *we* run for the daemon to call back into: it pulls
-``local://`` sources (FileSync), pushes tar/oci exports (FileSend), asks for
-secrets (Secrets) and registry credentials (Auth), and health-checks us every
-few seconds — two failed checks and it drops the session (session/grpc.go), so
-Health must be served and say SERVING for "".
+``local://`` sources (FileSync), pushes tar/oci exports and ``local`` directory
+exports (FileSend), asks for secrets (Secrets) and registry credentials (Auth),
+and health-checks us every few seconds — two failed checks and it drops the
+session (session/grpc.go), so Health must be served and say SERVING for "".
 
 The server listens on a unix socket in a private 0700 directory; ``attach_*``
 connects it to the daemon (see attach.py). The daemon learns the session from
@@ -22,7 +22,7 @@ import socket
 import ssl
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +40,8 @@ from llbgen._proto.session import (
 )
 from llbgen.builder.session.attach import ControlStreamAttachment, SocketAttachment
 from llbgen.builder.session.auth import DockerAuthProvider
-from llbgen.builder.session.filesend import FileSendServicer
+from llbgen.builder.session.filereceive import DirOutputs
+from llbgen.builder.session.filesend import FileSendServicer, exporter_id
 from llbgen.builder.session.filesync import FileSyncServicer
 from llbgen.builder.session.secrets import SecretsServicer
 from llbgen.errors import BuilderUnavailable, UsageError
@@ -68,8 +69,12 @@ class Session:
 
     ``local_dirs`` maps local source names (``local://NAME``) to directories,
     ``secrets`` secret ids to values, ``file_outputs`` exporter indexes (in
-    ``SolveRequest.Exporters``) to output files, ``auth`` answers registry
-    credential requests (None: the daemon pulls anonymously).
+    ``SolveRequest.Exporters``) to output files, ``dir_outputs`` exporter
+    indexes to the (new or empty) directories of ``local`` exports, ``auth``
+    answers registry credential requests (None: the daemon pulls anonymously).
+
+    Leaving the ``with`` block by an exception (a failed or cancelled build)
+    removes the directory exports this session had already put in place.
     """
 
     def __init__(
@@ -80,11 +85,13 @@ class Session:
         auth: DockerAuthProvider | None = None,
         *,
         shared_key: str | None = None,
+        dir_outputs: Mapping[int, Path] | None = None,
     ):
         dirs = {name: Path(path) for name, path in (local_dirs or {}).items()}
         for name, path in dirs.items():
             if not path.is_dir():
                 raise UsageError(f"local source {name!r}: {path} is not a directory")
+        self._dir_outputs = DirOutputs(dir_outputs or {})
         self.id = uuid.uuid4().hex
         self.shared_key = shared_key if shared_key is not None else default_shared_key()
         self._attachments: list[ControlStreamAttachment | SocketAttachment] = []
@@ -104,7 +111,7 @@ class Session:
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         filesync_pb2_grpc.add_FileSyncServicer_to_server(FileSyncServicer(dirs), self._server)
-        filesync_pb2_grpc.add_FileSendServicer_to_server(FileSendServicer(file_outputs or {}), self._server)
+        self._server.add_generic_rpc_handlers((_FileSendRouter(FileSendServicer(file_outputs or {}), self._dir_outputs),))
         secrets_pb2_grpc.add_SecretsServicer_to_server(SecretsServicer(secrets or {}), self._server)
         self._services = [
             health_pb2.DESCRIPTOR.services_by_name["Health"],
@@ -178,6 +185,9 @@ class Session:
 
     def close(self) -> None:
         """Detach from the daemon, stop the server, join every thread. Idempotent."""
+        self._close(rollback=False)
+
+    def _close(self, rollback: bool) -> None:
         if self._closed:
             return
         self._closed = True
@@ -188,13 +198,41 @@ class Session:
         # No grace: in-flight transfers belong to a build that is over.
         self._server.stop(None).wait()
         self._executor.shutdown(wait=True)
+        self._dir_outputs.close(rollback=rollback)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self._close(rollback=exc_type is not None)
+
+
+class _FileSendRouter(grpc.GenericRpcHandler):
+    """FileSend.DiffCopy on raw bytes: one method, two payloads, chosen by exporter id.
+
+    tar/oci/docker exports stream BytesMessages (FileSendServicer); ``local``
+    exports stream fsutil Packets over the same method (filesync.go SyncTarget).
+    """
+
+    METHOD = f"/{filesync_pb2.DESCRIPTOR.services_by_name['FileSend'].full_name}/DiffCopy"
+
+    def __init__(self, files: FileSendServicer, dirs: DirOutputs):
+        self._files = files
+        self._dirs = dirs
+        # No (de)serializers: the handler sees and returns bytes.
+        self._handler = grpc.stream_stream_rpc_method_handler(self._diffcopy)
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return self._handler if handler_call_details.method == self.METHOD else None
+
+    def _diffcopy(self, request_iterator: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        index = exporter_id(metadata)
+        if index in self._dirs:
+            return self._dirs.serve(index, request_iterator, context)
+        messages = (filesync_pb2.BytesMessage.FromString(raw) for raw in request_iterator)
+        return (m.SerializeToString() for m in self._files.DiffCopy(messages, context))
 
 
 def _describe(error: BaseException | None) -> str:
