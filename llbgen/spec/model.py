@@ -98,7 +98,9 @@ class ImageSpec(_Frozen):
     """One PyTorch image, as the user describes it; ``None`` means "the resolved default"."""
 
     torch: Release = Field(description="torch release, e.g. 2.3.0.")
-    torchvision: Release | None = Field(None, description="torchvision release; None picks the one paired with torch.")
+    torchvision: Annotated[str, StringConstraints(pattern=RELEASE_OR_NONE)] | None = Field(
+        None, description="torchvision release; None picks the paired one, 'none' or '' installs no torchvision."
+    )
     torchaudio: Annotated[str, StringConstraints(pattern=RELEASE_OR_NONE)] | None = Field(
         None, description="torchaudio release; None picks the paired one, 'none' or '' installs no torchaudio."
     )

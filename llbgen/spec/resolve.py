@@ -59,7 +59,7 @@ class ResolvedSpec(_Frozen):
         description="The spec as the user gave it (mirrors, proxy, packages and CA bundle are read from here)."
     )
     torch: str = Field(description="torch release.")
-    torchvision: str = Field(description="torchvision release paired with torch.")
+    torchvision: str | None = Field(description="torchvision release paired with torch, or None when none is installed.")
     torchaudio: str | None = Field(description="torchaudio release, or None when none is installed.")
     python: str = Field(description="Python version Miniconda installs.")
     cpu: bool = Field(description="True for a CPU-only image.")
@@ -167,7 +167,8 @@ class _Resolution:
             return {}, self.problems
         rel, variant = self.release, self.variant
         assert rel is not None and variant is not None and self.python and self.distro and images and index_url
-        requirements = [f"torch=={rel.version}", f"torchvision=={self.torchvision}"]
+        requirements = [f"torch=={rel.version}"]
+        requirements += [f"torchvision=={self.torchvision}"] if self.torchvision else []
         requirements += [f"torchaudio=={self.torchaudio}"] if self.torchaudio else []
         return {
             "torch": rel.version,
@@ -240,7 +241,9 @@ class _Resolution:
         rel, variant = self.release, self.variant
         if rel is None:
             return
-        if self.ok("torchvision"):
+        if self.torchvision in ("none", ""):
+            self.torchvision = None
+        elif self.ok("torchvision"):
             if self.torchvision is None:
                 self.torchvision = rel.torchvision
             elif self.torchvision != rel.torchvision:
@@ -398,7 +401,7 @@ class _Resolution:
         variant = self.variant
         values = {
             "torch": self.release.version if self.release else None,
-            "torchvision": self.torchvision,
+            "torchvision": self.torchvision or "none",
             "torchaudio": self.torchaudio or "none",
             "python": self.python,
             "cuda": (variant.cuda or "cpu") if variant else None,

@@ -199,6 +199,13 @@ def test_torchaudio_can_be_skipped() -> None:
         assert r.pip_requirements == ("torch==2.3.0", "torchvision==0.18.0")
 
 
+def test_torchvision_can_be_skipped() -> None:
+    for skip in ("none", ""):
+        r = resolve_values({"torch": "2.3.0", "torchvision": skip, "torchaudio": "none"})
+        assert r.torchvision is None
+        assert r.pip_requirements == ("torch==2.3.0",)
+
+
 def test_torchaudio_missing_from_an_index_is_skipped_with_a_note() -> None:
     r = resolve_values({"torch": "2.13.0", "cuda": "13.2"})
     assert r.torchaudio is None and "cu132" in r.notes[0]
