@@ -6,3 +6,5 @@ from llbgen.cli import (  # noqa: F401
     version_cmd,
     versions_cmd,
 )
+from llbgen.cli import build_cmd  # noqa: F401  (build, plan)
+from llbgen.cli import verify_cmd  # noqa: F401

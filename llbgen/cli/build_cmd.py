@@ -1,0 +1,387 @@
+"""``llbgen build`` (build the PyTorch image) and ``llbgen plan`` (show its layers).
+
+Every flag is parsed and the spec resolved before anything connects, so bad
+input fails in one line without a builder. ``--dry-run`` and ``plan`` print the
+layer plan: each layer, its digest, what its cache key depends on and — when a
+builder answers — whether the builder already has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from llbgen.cli.common import (
+    BuilderOpt,
+    CacheFromOpt,
+    CacheToOpt,
+    LoadOpt,
+    OutputOpt,
+    ProgressOpt,
+    PushOpt,
+    SecretOpt,
+    TagOpt,
+    TlsCaOpt,
+    TlsCertOpt,
+    TlsKeyOpt,
+    TlsNameOpt,
+    check_progress,
+    plan_outputs,
+)
+from llbgen.cli.main import app
+from llbgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from llbgen.builder.address import BuilderAddress
+    from llbgen.llb import State
+    from llbgen.spec import ResolvedSpec
+    from stages import LayerPlan
+
+# --- spec flags (each maps to an ImageSpec key; llbgen.toml values are overridden) ----------
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="llbgen.toml with the spec; flags override it.")]
+TorchOpt = Annotated[Optional[str], typer.Option("--torch", help="torch release, e.g. 2.3.0 (see `llbgen versions`).")]
+TorchvisionOpt = Annotated[Optional[str], typer.Option("--torchvision", help="torchvision release (default: paired with torch).")]
+TorchaudioOpt = Annotated[Optional[str], typer.Option("--torchaudio", help="torchaudio release (default: paired); 'none' installs none.")]
+CudaOpt = Annotated[Optional[str], typer.Option("--cuda", help="CUDA version, 12.1 or 12.1.0 (default: torch's default build).")]
+CpuOpt = Annotated[Optional[bool], typer.Option("--cpu", help="CPU-only image: Ubuntu base, CPU wheel index.")]
+CudnnOpt = Annotated[Optional[str], typer.Option("--cudnn", help="cuDNN major version of the base (default: the nvidia/cuda image's).")]
+PythonOpt = Annotated[Optional[str], typer.Option("--python", help="Python version Miniconda installs (default: torch's default).")]
+DistroOpt = Annotated[Optional[str], typer.Option("--distro", help="Base distro, e.g. ubuntu22.04 or debian12.")]
+FlavourOpt = Annotated[Optional[str], typer.Option("--flavour", help="nvidia/cuda flavour: devel or runtime.")]
+BaseImageOpt = Annotated[Optional[str], typer.Option("--base-image", help="Base image replacing the resolved nvidia/cuda or ubuntu image.")]
+BuilderImageOpt = Annotated[Optional[str], typer.Option("--builder-image", help="Neutral image (same distro family, no CUDA) the python/jupyter/torch layers are built on.")]
+AptPackageOpt = Annotated[Optional[list[str]], typer.Option("--apt-package", help="Extra apt package for the os layer (repeatable).")]
+PipPackageOpt = Annotated[Optional[list[str]], typer.Option("--pip-package", help="Extra pip requirement, installed after torch in a layer of its own (repeatable).")]
+AptMirrorOpt = Annotated[Optional[str], typer.Option("--apt-mirror", help="Apt mirror replacing the distro's archive.")]
+PipIndexOpt = Annotated[Optional[str], typer.Option("--pip-index-url", help="pip index for everything but torch (also written to the image's pip.conf).")]
+PipExtraIndexOpt = Annotated[Optional[list[str]], typer.Option("--pip-extra-index-url", help="Extra pip index (repeatable).")]
+MinicondaUrlOpt = Annotated[Optional[str], typer.Option("--miniconda-url", help="Base URL of the directory holding the Miniconda installer.")]
+MinicondaInstallerOpt = Annotated[Optional[str], typer.Option("--miniconda-installer", help="Miniconda installer file name.")]
+MinicondaShaOpt = Annotated[Optional[str], typer.Option("--miniconda-sha256", help="sha256 of the Miniconda installer.")]
+CondaChannelOpt = Annotated[Optional[list[str]], typer.Option("--conda-channel", help="Conda channel URL for the image's .condarc (repeatable).")]
+TorchIndexOpt = Annotated[Optional[str], typer.Option("--torch-index-url", help="torch wheel index; {variant} becomes cu121, cpu, ...")]
+CaCertOpt = Annotated[Optional[Path], typer.Option("--ca-cert", help="PEM CA bundle trusted by download steps (a secret mount; never in the image).")]
+HttpProxyOpt = Annotated[Optional[str], typer.Option("--http-proxy", help="http_proxy for download steps (a secret; never in the image).")]
+HttpsProxyOpt = Annotated[Optional[str], typer.Option("--https-proxy", help="https_proxy for download steps (a secret; never in the image).")]
+NoProxyOpt = Annotated[Optional[str], typer.Option("--no-proxy", help="no_proxy for download steps.")]
+TagTemplateOpt = Annotated[Optional[str], typer.Option("--tag-template", help="Image tag template, e.g. 'pytorch:{torch}-{variant}'.")]
+# --- build options -----------------------------------------------------------------------
+NetworkOpt = Annotated[str, typer.Option("--network", help="default, or host: download steps use the host's network (grants network.host).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the layer plan and exit without building.")]
+
+# Parameter name -> ImageSpec key (dotted: a key of the mirrors or proxy table).
+SPEC_KEYS = {
+    "torch": "torch", "torchvision": "torchvision", "torchaudio": "torchaudio", "cuda": "cuda", "cpu": "cpu",
+    "cudnn": "cudnn", "python": "python", "distro": "distro", "flavour": "flavour", "base_image": "base_image",
+    "builder_image": "builder_image", "apt_package": "apt_packages", "pip_package": "pip_packages",
+    "apt_mirror": "mirrors.apt", "pip_index_url": "mirrors.pip_index_url",
+    "pip_extra_index_url": "mirrors.pip_extra_index_urls", "miniconda_url": "mirrors.miniconda_url",
+    "conda_channel": "mirrors.conda_channels", "torch_index_url": "mirrors.torch_index_url",
+    "miniconda_installer": "miniconda_installer", "miniconda_sha256": "miniconda_sha256", "ca_cert": "ca_cert",
+    "http_proxy": "proxy.http_proxy", "https_proxy": "proxy.https_proxy", "no_proxy": "proxy.no_proxy",
+    "tag_template": "tag_template",
+}
+
+PROBE_TIMEOUT = 5.0
+
+CACHED_LEGEND = ("CACHED: no = the builder has no result of this layer's step, it will run; likely = it has a "
+                 "result of the same command (inputs not compared); unknown = cannot tell cheaply")
+
+
+def spec_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec flags that were given, as ``load_spec`` overrides."""
+    overrides: dict[str, Any] = {}
+    for param, key in SPEC_KEYS.items():
+        value = values.get(param)
+        if value is None or value is False or value == []:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, Path):
+            value = str(value.expanduser().absolute())
+        overrides[key] = value
+    return overrides
+
+
+def network_mode(value: str) -> str:
+    if value in ("default", "sandbox"):
+        return "sandbox"
+    if value == "host":
+        return "host"
+    raise UsageError(f"--network {value!r}: use default or host")
+
+
+def _load(values: Mapping[str, Any]) -> ResolvedSpec:
+    from llbgen.spec import load_spec
+
+    config = values.get("config")
+    return load_spec(config.expanduser() if config else None, spec_overrides(values))
+
+
+@app.command("build")
+def build_command(
+    torch: TorchOpt = None,
+    torchvision: TorchvisionOpt = None,
+    torchaudio: TorchaudioOpt = None,
+    cuda: CudaOpt = None,
+    cpu: CpuOpt = None,
+    cudnn: CudnnOpt = None,
+    python: PythonOpt = None,
+    distro: DistroOpt = None,
+    flavour: FlavourOpt = None,
+    base_image: BaseImageOpt = None,
+    builder_image: BuilderImageOpt = None,
+    apt_package: AptPackageOpt = None,
+    pip_package: PipPackageOpt = None,
+    apt_mirror: AptMirrorOpt = None,
+    pip_index_url: PipIndexOpt = None,
+    pip_extra_index_url: PipExtraIndexOpt = None,
+    miniconda_url: MinicondaUrlOpt = None,
+    miniconda_installer: MinicondaInstallerOpt = None,
+    miniconda_sha256: MinicondaShaOpt = None,
+    conda_channel: CondaChannelOpt = None,
+    torch_index_url: TorchIndexOpt = None,
+    ca_cert: CaCertOpt = None,
+    http_proxy: HttpProxyOpt = None,
+    https_proxy: HttpsProxyOpt = None,
+    no_proxy: NoProxyOpt = None,
+    tag_template: TagTemplateOpt = None,
+    config: ConfigOpt = None,
+    builder: BuilderOpt = None,
+    tag: TagOpt = None,
+    load: LoadOpt = False,
+    push: PushOpt = False,
+    output: OutputOpt = None,
+    cache_to: CacheToOpt = None,
+    cache_from: CacheFromOpt = None,
+    secret: SecretOpt = None,
+    network: NetworkOpt = "default",
+    progress: ProgressOpt = "auto",
+    dry_run: DryRunOpt = False,
+    tlscacert: TlsCaOpt = None,
+    tlscert: TlsCertOpt = None,
+    tlskey: TlsKeyOpt = None,
+    tls_server_name: TlsNameOpt = None,
+) -> None:
+    """Build the PyTorch image: os on the base; python, jupyter, torch as shared layers; init."""
+    from llbgen.builder.address import resolve_builder_address
+    from llbgen.builder.options import CacheEntry, Output, parse_secret
+    from llbgen.builder.solve import SolveOptions
+    from stages.context import RESERVED_SECRET_IDS
+
+    # Everything the user typed is checked before any connection is made.
+    resolved = _load(locals())
+    mode = check_progress(progress)
+    net = network_mode(network)
+    address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
+                                      tls_server_name=tls_server_name)
+    tags = list(tag or [resolved.tag])
+    if dry_run:  # nothing is exported, but what was given must still be valid
+        outputs = [Output.parse(o) for o in output or []]
+    else:
+        outputs = plan_outputs(outputs=output, tags=tags, load=load, push=push,
+                               docker_builder=address.kind == "docker")
+    caches_to = [CacheEntry.parse(c, export=True) for c in cache_to or []]
+    caches_from = [CacheEntry.parse(c, export=False) for c in cache_from or []]
+    user_secrets = dict(parse_secret(s) for s in secret or [])
+    clash = sorted(RESERVED_SECRET_IDS & user_secrets.keys())
+    if clash:
+        raise UsageError(f"--secret id={clash[0]}: this id is llbgen's own (--ca-cert, --http-proxy, ...); pick another")
+
+    if dry_run:
+        _print_plan(resolved, address, tag=tags[0], network=net, cache_from_given=bool(caches_from))
+        return
+
+    from llbgen.builder.client import Builder
+    from stages import StageContext, layer_plan
+    from stages.context import PLATFORM
+
+    secrets = {**user_secrets, **StageContext.create(resolved).secrets()}  # the CA file is read now
+    with Builder.connect(address) as b:
+        base = b.resolve(resolved.base_image, platform=PLATFORM)
+        builder_state = base if resolved.builder_image == resolved.base_image else b.resolve(
+            resolved.builder_image, platform=PLATFORM)
+        ctx = StageContext.create(resolved, base=base, builder=builder_state, image_tag=tags[0], network=net)  # type: ignore[arg-type]
+        plan = layer_plan(ctx, merge_supported=b.info.merge_op and b.info.diff_op)
+        if plan.notice:
+            typer.echo(f"llbgen: notice: {b.info.address}: {plan.notice}", err=True)
+        if mode != "quiet":
+            _echo_plan(plan, err=True)
+        options = SolveOptions(
+            outputs=outputs, cache_to=caches_to, cache_from=caches_from, secrets=secrets,
+            entitlements=["network.host"] if net == "host" else [], progress=mode,  # type: ignore[arg-type]
+        )
+        result = b.solve(plan.image, options)
+    if result.image_digest:
+        typer.echo(result.image_digest)
+
+
+@app.command("plan")
+def plan_command(
+    torch: TorchOpt = None,
+    torchvision: TorchvisionOpt = None,
+    torchaudio: TorchaudioOpt = None,
+    cuda: CudaOpt = None,
+    cpu: CpuOpt = None,
+    cudnn: CudnnOpt = None,
+    python: PythonOpt = None,
+    distro: DistroOpt = None,
+    flavour: FlavourOpt = None,
+    base_image: BaseImageOpt = None,
+    builder_image: BuilderImageOpt = None,
+    apt_package: AptPackageOpt = None,
+    pip_package: PipPackageOpt = None,
+    apt_mirror: AptMirrorOpt = None,
+    pip_index_url: PipIndexOpt = None,
+    pip_extra_index_url: PipExtraIndexOpt = None,
+    miniconda_url: MinicondaUrlOpt = None,
+    miniconda_installer: MinicondaInstallerOpt = None,
+    miniconda_sha256: MinicondaShaOpt = None,
+    conda_channel: CondaChannelOpt = None,
+    torch_index_url: TorchIndexOpt = None,
+    ca_cert: CaCertOpt = None,
+    http_proxy: HttpProxyOpt = None,
+    https_proxy: HttpsProxyOpt = None,
+    no_proxy: NoProxyOpt = None,
+    tag_template: TagTemplateOpt = None,
+    config: ConfigOpt = None,
+    builder: BuilderOpt = None,
+    tag: TagOpt = None,
+    network: NetworkOpt = "default",
+    tlscacert: TlsCaOpt = None,
+    tlscert: TlsCertOpt = None,
+    tlskey: TlsKeyOpt = None,
+    tls_server_name: TlsNameOpt = None,
+) -> None:
+    """Show the image's layers, what each depends on, and which the builder already has (same as build --dry-run)."""
+    from llbgen.builder.address import resolve_builder_address
+
+    resolved = _load(locals())
+    net = network_mode(network)
+    address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
+                                      tls_server_name=tls_server_name)
+    _print_plan(resolved, address, tag=(tag or [resolved.tag])[0], network=net, cache_from_given=False)
+
+
+# --- the plan, with what the builder can tell ------------------------------------------------
+
+
+def _print_plan(resolved: ResolvedSpec, address: BuilderAddress, *, tag: str, network: str,
+                cache_from_given: bool) -> None:
+    from llbgen.errors import LlbgenError
+    from stages import StageContext, layer_plan
+
+    notes: list[str] = []
+    base = builder_state = None
+    merge_ok = True
+    descriptions: set[str] | None = None
+    b = _probe(address, notes)
+    if b is not None:
+        try:
+            merge_ok = b.info.merge_op and b.info.diff_op
+            base = _try_resolve(b, resolved.base_image, notes)
+            builder_state = base if resolved.builder_image == resolved.base_image else _try_resolve(
+                b, resolved.builder_image, notes)
+            descriptions = _cache_records(b, notes)
+        except LlbgenError as err:
+            notes.append(f"builder {address}: {err}")
+        finally:
+            b.connection.close()
+    ctx = StageContext.create(resolved, base=base, builder=builder_state, image_tag=tag, network=network)  # type: ignore[arg-type]
+    plan = layer_plan(ctx, merge_supported=merge_ok)
+    if b is None:
+        notes.append("MergeOp/DiffOp assumed (no builder to ask)")
+    cached = None
+    if descriptions is not None:
+        cached = cached_layers(plan, descriptions, cache_from_given=cache_from_given)
+    _echo_plan(plan, cached=cached, base_note="" if base is not None else "not pinned")
+    for note in (*plan.notes, *notes):
+        typer.echo(f"note: {note}")
+    if plan.notice:
+        typer.echo(f"notice: {plan.notice}")
+
+
+def _echo_plan(plan: LayerPlan, *, cached: Mapping[str, str] | None = None, base_note: str = "",
+               err: bool = False) -> None:
+    from stages.plan import format_table
+
+    joined = ("MergeOp/DiffOp: python, jupyter and torch built on the builder image, independent of the base"
+              if plan.merged else "linear chain")
+    typer.echo(f"Layer plan for {_tag_of(plan)} ({joined})", err=err)
+    for line in format_table(plan, cached, base_note=base_note):
+        typer.echo(line, err=err)
+    if cached is not None:
+        typer.echo(CACHED_LEGEND, err=err)
+
+
+def _tag_of(plan: LayerPlan) -> str:
+    init = plan.layer("init").stage
+    return dict(getattr(init, "info", ())).get("IMAGE", "")
+
+
+def _probe(address: BuilderAddress, notes: list[str]):
+    """A connected Builder, or None (and a note) when none answers within a few seconds."""
+    from llbgen.builder.client import Builder
+    from llbgen.errors import LlbgenError
+
+    b = Builder.connect(address)
+    try:
+        b.connection.open()
+        b.connection.wait_ready(timeout=PROBE_TIMEOUT)
+    except LlbgenError as err:
+        b.connection.close()
+        notes.append(f"no builder: {err}; digests use unpinned base images, CACHED unknown")
+        return None
+    except Exception as err:  # a builder that cannot be reached is not an error for a plan
+        b.connection.close()
+        notes.append(f"no builder at {address}: {err}; digests use unpinned base images, CACHED unknown")
+        return None
+    return b
+
+
+def _try_resolve(b, ref: str, notes: list[str]) -> State | None:
+    from llbgen.errors import LlbgenError
+    from stages.context import PLATFORM
+
+    try:
+        return b.resolve(ref, platform=PLATFORM)
+    except LlbgenError as err:
+        notes.append(f"{ref} not pinned: {err}")
+        return None
+
+
+def _cache_records(b, notes: list[str]) -> set[str] | None:
+    import grpc
+
+    from llbgen._proto.buildkit import control_pb2
+    from llbgen.builder.connection import describe_rpc_error
+
+    try:
+        reply = b.connection.control.DiskUsage(control_pb2.DiskUsageRequest(), timeout=20)
+    except grpc.RpcError as err:
+        notes.append(f"the builder's cache records are unavailable ({describe_rpc_error(err)}); CACHED unknown")
+        return None
+    return {record.Description for record in reply.record}
+
+
+def cached_layers(plan: LayerPlan, descriptions: set[str], *, cache_from_given: bool = False) -> dict[str, str]:
+    """Per layer: ``no``, ``likely`` or ``unknown`` (see CACHED_LEGEND).
+
+    A layer whose step has no record will run, and so will every layer built on it: with
+    MergeOp that is the python -> jupyter -> torch chain (the os layer stands alone); in a
+    linear chain it is everything above.
+    """
+    result: dict[str, str] = {}
+    below_runs = False
+    for layer in plan.layers:
+        in_chain = not (plan.merged and layer.name == "os")
+        if not layer.steps:  # the init layer: file ops leave no record to match
+            result[layer.name] = "no" if in_chain and below_runs and not plan.merged else "unknown"
+            continue
+        runs = not all(step.description in descriptions for step in layer.steps) or (in_chain and below_runs)
+        below_runs = below_runs or (runs and in_chain)
+        result[layer.name] = ("unknown (--cache-from)" if cache_from_given else "no") if runs else "likely"
+    return result
