@@ -29,6 +29,7 @@ for cmd in dockerd debootstrap docker-registry ssh tini sshpass; do
   command -v "$cmd" >/dev/null 2>&1 || need_install=1
 done
 [ -e /usr/libexec/docker/cli-plugins/docker-buildx ] || need_install=1
+command -v docker >/dev/null 2>&1 || need_install=1
 if [ "$need_install" = 1 ]; then
   log "installing packages"
   apt-get update -qq
@@ -36,6 +37,8 @@ if [ "$need_install" = 1 ]; then
     docker.io/trixie containerd/trixie docker-buildx/trixie tini iptables \
     debootstrap docker-registry openssh-client sshpass curl ca-certificates \
     >/dev/null
+  # Debian 13 ships the client separately; machines that already have one keep theirs.
+  command -v docker >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends docker-cli/trixie >/dev/null
 fi
 
 # The engine's own client comes with docker.io; the image may carry an older one first on PATH.
