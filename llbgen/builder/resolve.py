@@ -33,22 +33,26 @@ def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | Non
                   session: Session | None = None) -> ResolvedImage:
     """The digest and OCI config of ``ref`` as the builder sees it.
 
-    ``platform`` and ``session`` (registry credentials) matter only for builders that
-    are not the Docker Engine: the engine answers from its own store.
+    The Docker Engine answers from its own image store first (images there need no
+    registry); otherwise, as for any other builder, BuildKit resolves the reference
+    through its gateway (the registry, with ``session`` answering credential requests).
     """
     try:
         normalized = normalize_image_ref(ref)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if conn.docker_host:
-        return _resolve_with_engine(conn.docker_host, ref)
+        local = _resolve_with_engine(conn.docker_host, ref)
+        if local is not None:
+            return local
     from llbgen.builder.gateway import resolve_image_config_via_gateway
 
     digest, config = resolve_image_config_via_gateway(conn, session, normalized, platform)
     return ResolvedImage(ref, digest, config)
 
 
-def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage:
+def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage | None:
+    """The image as the engine's store has it, or None when the store lacks it."""
     import docker
     from docker.errors import DockerException, ImageNotFound
 
@@ -60,7 +64,7 @@ def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage:
         finally:
             client.close()
     except ImageNotFound:
-        raise UsageError(f"base image {ref} is not in the Docker Engine's image store; pull or import it first") from None
+        return None
     except DockerException as err:
         raise UsageError(f"cannot inspect base image {ref}: {err}") from None
     attrs = image.attrs

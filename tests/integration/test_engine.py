@@ -281,3 +281,25 @@ def test_llb_command_output_is_what_buildctl_reads():
                            capture_output=True, text=True, cwd=ROOT, timeout=60).stdout.splitlines()
     assert [json.loads(line)["digest"] for line in lines] == [
         "sha256:" + hashlib.sha256(op).hexdigest() for op in getattr(definition, "def")]
+
+
+def test_base_missing_from_the_engine_store_is_resolved_through_the_registry(builder: Builder, base_image: str,
+                                                                              registry: str):
+    ref = f"{registry}/llbgen-test/resolve:{secrets.token_hex(4)}"
+    docker("tag", base_image, ref)
+    docker("push", ref)
+    pushed_digest = inspect_image(ref)["RepoDigests"][0].split("@")[1]
+    docker("image", "rm", ref)
+    state = builder.resolve(ref)
+    definition = llb.marshal(state)
+    op = definition.op(definition.digests[0])
+    assert op.source.identifier == f"docker-image://{ref}@{pushed_digest}"
+    assert state.get_env("PATH")  # the config came with it
+
+
+def test_unknown_base_is_one_line_user_error(builder: Builder):
+    from llbgen.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        builder.resolve("127.0.0.1:5000/llbgen-test/never-pushed:1")
+    assert "\n" not in str(err.value) and "never-pushed" in str(err.value)
