@@ -59,3 +59,8 @@ def registry() -> str:
         ok = False
     _need(ok, f"no registry at {REGISTRY} (run .ci/setup-host.sh)")
     return REGISTRY
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run tests that wipe the engine's build cache last, so they don't cost every later build its cache."""
+    items.sort(key=lambda item: item.get_closest_marker("prunes_build_cache") is not None)

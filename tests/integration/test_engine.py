@@ -123,6 +123,7 @@ def test_push_to_registry_and_pull_back(builder: Builder, base_image: str, regis
     assert run_in(name, "cat /pushed").strip() == marker
 
 
+@pytest.mark.prunes_build_cache
 def test_registry_cache_survives_a_builder_prune(builder: Builder, base_image: str, registry: str):
     marker = secrets.token_hex(8)
     cache_ref = f"{registry}/llbgen-test/cache:{marker}"
