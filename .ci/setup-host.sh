@@ -93,3 +93,4 @@ if ! docker image inspect llbgen-test/debian:bookworm >/dev/null 2>&1; then
 fi
 log "ready: $(docker version --format 'engine {{.Server.Version}}')"
 "$(dirname "$0")/start-classic-dockerd.sh"  # a second engine with the classic image store (tests marked classic)
+"$(dirname "$0")/start-second-dockerd.sh"  # another containerd-store engine (bake on several builders)

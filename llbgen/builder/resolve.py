@@ -9,6 +9,7 @@ and inherits its config.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,15 +45,32 @@ def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | Non
     if conn.docker_host:
         local = _resolve_with_engine(conn.docker_host, ref)
         if local is not None:
-            return local
+            resolved, containerd_store = local
+            if containerd_store:
+                _record_with_buildkit(conn, normalized, platform)
+            return resolved
     from llbgen.builder.gateway import resolve_image_config_via_gateway
 
     digest, config = resolve_image_config_via_gateway(conn, session, normalized, platform)
     return ResolvedImage(ref, digest, config)
 
 
-def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage | None:
-    """The image as the engine's store has it, or None when the store lacks it."""
+def _record_with_buildkit(conn: BuilderConnection, normalized: str, platform: Platform | None) -> None:
+    """Let the engine's BuildKit resolve the image once itself.
+
+    An image the engine got by ``docker load`` or ``docker import`` has no record of its
+    repository in the content store, and BuildKit would fetch the pinned manifest from
+    the registry instead of using the local one; its own resolve records it. Best
+    effort: if it fails, the build reports whatever the real problem is.
+    """
+    from llbgen.builder.gateway import resolve_image_config_via_gateway
+
+    with contextlib.suppress(Exception):
+        resolve_image_config_via_gateway(conn, None, normalized, platform)
+
+
+def _resolve_with_engine(docker_host: str, ref: str) -> tuple[ResolvedImage, bool] | None:
+    """The image as the engine's store has it and whether that is the containerd store; None when absent."""
     import docker
     from docker.errors import DockerException, ImageNotFound
 
@@ -77,7 +95,7 @@ def _resolve_with_engine(docker_host: str, ref: str) -> ResolvedImage | None:
         "os": attrs.get("Os", "linux"),
         "config": attrs.get("Config") or {},
     }
-    return ResolvedImage(ref, digest, config)
+    return ResolvedImage(ref, digest, config), containerd_store
 
 
 def _uses_containerd_store(info: dict[str, Any]) -> bool:

@@ -9,8 +9,7 @@ builder answers — whether the builder already has it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,7 +31,39 @@ from llbgen.cli.common import (
     plan_outputs,
 )
 from llbgen.cli.main import app
-from llbgen.errors import UsageError
+from llbgen.cli.spec_options import (  # noqa: F401  (spec_overrides, network_mode: imported from here by tests)
+    AptMirrorOpt,
+    AptPackageOpt,
+    BaseImageOpt,
+    BuilderImageOpt,
+    CaCertOpt,
+    CondaChannelOpt,
+    ConfigOpt,
+    CpuOpt,
+    CudaOpt,
+    CudnnOpt,
+    DistroOpt,
+    FlavourOpt,
+    HttpProxyOpt,
+    HttpsProxyOpt,
+    MinicondaInstallerOpt,
+    MinicondaShaOpt,
+    MinicondaUrlOpt,
+    NetworkOpt,
+    NoProxyOpt,
+    PipExtraIndexOpt,
+    PipIndexOpt,
+    PipPackageOpt,
+    PythonOpt,
+    TagTemplateOpt,
+    TorchaudioOpt,
+    TorchIndexOpt,
+    TorchOpt,
+    TorchvisionOpt,
+    load_resolved,
+    network_mode,
+    spec_overrides,
+)
 
 if TYPE_CHECKING:
     from llbgen.builder.address import BuilderAddress
@@ -40,85 +71,13 @@ if TYPE_CHECKING:
     from llbgen.spec import ResolvedSpec
     from stages import LayerPlan
 
-# --- spec flags (each maps to an ImageSpec key; llbgen.toml values are overridden) ----------
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="llbgen.toml with the spec; flags override it.")]
-TorchOpt = Annotated[Optional[str], typer.Option("--torch", help="torch release, e.g. 2.3.0 (see `llbgen versions`).")]
-TorchvisionOpt = Annotated[Optional[str], typer.Option("--torchvision", help="torchvision release (default: paired with torch).")]
-TorchaudioOpt = Annotated[Optional[str], typer.Option("--torchaudio", help="torchaudio release (default: paired); 'none' installs none.")]
-CudaOpt = Annotated[Optional[str], typer.Option("--cuda", help="CUDA version, 12.1 or 12.1.0 (default: torch's default build).")]
-CpuOpt = Annotated[Optional[bool], typer.Option("--cpu", help="CPU-only image: Ubuntu base, CPU wheel index.")]
-CudnnOpt = Annotated[Optional[str], typer.Option("--cudnn", help="cuDNN major version of the base (default: the nvidia/cuda image's).")]
-PythonOpt = Annotated[Optional[str], typer.Option("--python", help="Python version Miniconda installs (default: torch's default).")]
-DistroOpt = Annotated[Optional[str], typer.Option("--distro", help="Base distro, e.g. ubuntu22.04 or debian12.")]
-FlavourOpt = Annotated[Optional[str], typer.Option("--flavour", help="nvidia/cuda flavour: devel or runtime.")]
-BaseImageOpt = Annotated[Optional[str], typer.Option("--base-image", help="Base image replacing the resolved nvidia/cuda or ubuntu image.")]
-BuilderImageOpt = Annotated[Optional[str], typer.Option("--builder-image", help="Neutral image (same distro family, no CUDA) the python/jupyter/torch layers are built on.")]
-AptPackageOpt = Annotated[Optional[list[str]], typer.Option("--apt-package", help="Extra apt package for the os layer (repeatable).")]
-PipPackageOpt = Annotated[Optional[list[str]], typer.Option("--pip-package", help="Extra pip requirement, installed after torch in a layer of its own (repeatable).")]
-AptMirrorOpt = Annotated[Optional[str], typer.Option("--apt-mirror", help="Apt mirror replacing the distro's archive.")]
-PipIndexOpt = Annotated[Optional[str], typer.Option("--pip-index-url", help="pip index for everything but torch (also written to the image's pip.conf).")]
-PipExtraIndexOpt = Annotated[Optional[list[str]], typer.Option("--pip-extra-index-url", help="Extra pip index (repeatable).")]
-MinicondaUrlOpt = Annotated[Optional[str], typer.Option("--miniconda-url", help="Base URL of the directory holding the Miniconda installer.")]
-MinicondaInstallerOpt = Annotated[Optional[str], typer.Option("--miniconda-installer", help="Miniconda installer file name.")]
-MinicondaShaOpt = Annotated[Optional[str], typer.Option("--miniconda-sha256", help="sha256 of the Miniconda installer.")]
-CondaChannelOpt = Annotated[Optional[list[str]], typer.Option("--conda-channel", help="Conda channel URL for the image's .condarc (repeatable).")]
-TorchIndexOpt = Annotated[Optional[str], typer.Option("--torch-index-url", help="torch wheel index; {variant} becomes cu121, cpu, ...")]
-CaCertOpt = Annotated[Optional[Path], typer.Option("--ca-cert", help="PEM CA bundle trusted by download steps (a secret mount; never in the image).")]
-HttpProxyOpt = Annotated[Optional[str], typer.Option("--http-proxy", help="http_proxy for download steps (a secret; never in the image).")]
-HttpsProxyOpt = Annotated[Optional[str], typer.Option("--https-proxy", help="https_proxy for download steps (a secret; never in the image).")]
-NoProxyOpt = Annotated[Optional[str], typer.Option("--no-proxy", help="no_proxy for download steps.")]
-TagTemplateOpt = Annotated[Optional[str], typer.Option("--tag-template", help="Image tag template, e.g. 'pytorch:{torch}-{variant}'.")]
 # --- build options -----------------------------------------------------------------------
-NetworkOpt = Annotated[str, typer.Option("--network", help="default, or host: download steps use the host's network (grants network.host).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the layer plan and exit without building.")]
-
-# Parameter name -> ImageSpec key (dotted: a key of the mirrors or proxy table).
-SPEC_KEYS = {
-    "torch": "torch", "torchvision": "torchvision", "torchaudio": "torchaudio", "cuda": "cuda", "cpu": "cpu",
-    "cudnn": "cudnn", "python": "python", "distro": "distro", "flavour": "flavour", "base_image": "base_image",
-    "builder_image": "builder_image", "apt_package": "apt_packages", "pip_package": "pip_packages",
-    "apt_mirror": "mirrors.apt", "pip_index_url": "mirrors.pip_index_url",
-    "pip_extra_index_url": "mirrors.pip_extra_index_urls", "miniconda_url": "mirrors.miniconda_url",
-    "conda_channel": "mirrors.conda_channels", "torch_index_url": "mirrors.torch_index_url",
-    "miniconda_installer": "miniconda_installer", "miniconda_sha256": "miniconda_sha256", "ca_cert": "ca_cert",
-    "http_proxy": "proxy.http_proxy", "https_proxy": "proxy.https_proxy", "no_proxy": "proxy.no_proxy",
-    "tag_template": "tag_template",
-}
 
 PROBE_TIMEOUT = 5.0
 
 CACHED_LEGEND = ("CACHED: no = the builder has no result of this layer's step, it will run; likely = it has a "
                  "result of the same command (inputs not compared); unknown = cannot tell cheaply")
-
-
-def spec_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec flags that were given, as ``load_spec`` overrides."""
-    overrides: dict[str, Any] = {}
-    for param, key in SPEC_KEYS.items():
-        value = values.get(param)
-        if value is None or value is False or value == []:
-            continue
-        if isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(value, Path):
-            value = str(value.expanduser().absolute())
-        overrides[key] = value
-    return overrides
-
-
-def network_mode(value: str) -> str:
-    if value in ("default", "sandbox"):
-        return "sandbox"
-    if value == "host":
-        return "host"
-    raise UsageError(f"--network {value!r}: use default or host")
-
-
-def _load(values: Mapping[str, Any]) -> ResolvedSpec:
-    from llbgen.spec import load_spec
-
-    config = values.get("config")
-    return load_spec(config.expanduser() if config else None, spec_overrides(values))
 
 
 @app.command("build")
@@ -169,11 +128,10 @@ def build_command(
     """Build the PyTorch image: os on the base; python, jupyter, torch as shared layers; init."""
     from llbgen.builder.address import resolve_builder_address
     from llbgen.builder.options import CacheEntry, Output, parse_secret
-    from llbgen.builder.solve import SolveOptions
-    from stages.context import RESERVED_SECRET_IDS
+    from llbgen.recipe import build_image, check_secret_ids, stage_secrets
 
     # Everything the user typed is checked before any connection is made.
-    resolved = _load(locals())
+    resolved = load_resolved(locals())
     mode = check_progress(progress)
     net = network_mode(network)
     address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
@@ -187,36 +145,28 @@ def build_command(
     caches_to = [CacheEntry.parse(c, export=True) for c in cache_to or []]
     caches_from = [CacheEntry.parse(c, export=False) for c in cache_from or []]
     user_secrets = dict(parse_secret(s) for s in secret or [])
-    clash = sorted(RESERVED_SECRET_IDS & user_secrets.keys())
-    if clash:
-        raise UsageError(f"--secret id={clash[0]}: this id is llbgen's own (--ca-cert, --http-proxy, ...); pick another")
+    check_secret_ids(user_secrets)
 
     if dry_run:
         _print_plan(resolved, address, tag=tags[0], network=net, cache_from_given=bool(caches_from))
         return
 
     from llbgen.builder.client import Builder
-    from stages import StageContext, layer_plan
-    from stages.context import PLATFORM
 
-    secrets = {**user_secrets, **StageContext.create(resolved).secrets()}  # the CA file is read now
+    secrets = stage_secrets(resolved, user_secrets)  # the CA file is read now
+
     with Builder.connect(address) as b:
-        base = b.resolve(resolved.base_image, platform=PLATFORM)
-        builder_state = base if resolved.builder_image == resolved.base_image else b.resolve(
-            resolved.builder_image, platform=PLATFORM)
-        ctx = StageContext.create(resolved, base=base, builder=builder_state, image_tag=tags[0], network=net)  # type: ignore[arg-type]
-        plan = layer_plan(ctx, merge_supported=b.info.merge_op and b.info.diff_op)
-        if plan.notice:
-            typer.echo(f"llbgen: notice: {b.info.address}: {plan.notice}", err=True)
-        if mode != "quiet":
-            _echo_plan(plan, err=True)
-        options = SolveOptions(
-            outputs=outputs, cache_to=caches_to, cache_from=caches_from, secrets=secrets,
-            entitlements=["network.host"] if net == "host" else [], progress=mode,  # type: ignore[arg-type]
-        )
-        result = b.solve(plan.image, options)
-    if result.image_digest:
-        typer.echo(result.image_digest)
+
+        def show(plan: LayerPlan) -> None:
+            if plan.notice:
+                typer.echo(f"llbgen: notice: {b.info.address}: {plan.notice}", err=True)
+            if mode != "quiet":
+                _echo_plan(plan, err=True)
+
+        outcome = build_image(b, resolved, tags=tags, outputs=outputs, cache_to=caches_to, cache_from=caches_from,
+                              secrets=secrets, network=net, progress=mode, on_plan=show)  # type: ignore[arg-type]
+    if outcome.image_digest:
+        typer.echo(outcome.image_digest)
 
 
 @app.command("plan")
@@ -259,7 +209,7 @@ def plan_command(
     """Show the image's layers, what each depends on, and which the builder already has (same as build --dry-run)."""
     from llbgen.builder.address import resolve_builder_address
 
-    resolved = _load(locals())
+    resolved = load_resolved(locals())
     net = network_mode(network)
     address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
                                       tls_server_name=tls_server_name)

@@ -304,3 +304,20 @@ def test_unknown_base_is_one_line_user_error(builder: Builder):
     with pytest.raises(UsageError) as err:
         builder.resolve("127.0.0.1:5000/llbgen-test/never-pushed:1")
     assert "\n" not in str(err.value) and "never-pushed" in str(err.value)
+
+
+def test_freshly_imported_base_builds_without_a_registry(builder: Builder, base_image: str):
+    """`docker import`ed images have no repository record BuildKit knows; resolving must still pin them locally."""
+    name = f"llbgen-test/imported:{secrets.token_hex(4)}"
+    container = docker("create", base_image, "true").stdout.strip()
+    try:
+        export = subprocess.Popen(["docker", "-H", "unix:///var/run/docker.sock", "export", container],
+                                  stdout=subprocess.PIPE)
+        subprocess.run(["docker", "-H", "unix:///var/run/docker.sock", "import", "-", name], stdin=export.stdout,
+                       check=True, capture_output=True, timeout=300)
+        export.wait(60)
+    finally:
+        docker("rm", container)
+    state = builder.resolve(name).run("echo imported > /i").root
+    builder.solve(state, quiet(outputs=[Output("moby", {"name": f"{name}-built"})]))
+    assert run_in(f"{name}-built", "cat /i").strip() == "imported"
