@@ -79,17 +79,25 @@ YML
   done
 fi
 
-# A real Debian base image, made locally since no registry of images is reachable.
-if ! docker image inspect llbgen-test/debian:bookworm >/dev/null 2>&1; then
-  log "making llbgen-test/debian:bookworm with debootstrap"
+# A real Debian base image, made locally since no registry of images is reachable. The
+# rootfs is kept so a damaged image (a missing blob makes exports fail with "not found")
+# can be re-imported in seconds; `docker save` reads every blob, so it finds that damage.
+rootfs=/var/cache/llbgen-test/debian-bookworm-rootfs.tar
+if [ ! -s "$rootfs" ]; then
+  log "making a Debian bookworm rootfs with debootstrap"
+  mkdir -p "$(dirname "$rootfs")"
   root=$(mktemp -d)
   debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/var/log/debootstrap.log 2>&1 \
     || { tail -30 /var/log/debootstrap.log; exit 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import \
-    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    -c 'CMD ["bash"]' - llbgen-test/debian:bookworm >/dev/null
+  tar -C "$root" -cf "$rootfs.partial" . && mv "$rootfs.partial" "$rootfs"
   rm -rf "$root"
+fi
+if ! docker image save llbgen-test/debian:bookworm >/dev/null 2>&1; then
+  log "importing llbgen-test/debian:bookworm"
+  docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'CMD ["bash"]' "$rootfs" llbgen-test/debian:bookworm >/dev/null
 fi
 log "ready: $(docker version --format 'engine {{.Server.Version}}')"
 "$(dirname "$0")/start-classic-dockerd.sh"  # a second engine with the classic image store (tests marked classic)

@@ -130,7 +130,8 @@ def test_a_pulled_image_is_pinned_by_its_repo_digest(classic: Builder, registry:
         assert classic_inspect(name)["Config"]["Cmd"] == ["true"]
     finally:
         classic_docker("image", "rm", "-f", name, pushed, check=False)
-        subprocess.run(["docker", "image", "rm", pushed], check=False, capture_output=True)
+        # The main engine's tag stays: with the containerd store, removing one of several tags
+        # of the shared base image was seen to leave the base unexportable ("not found").
 
 
 def test_moby_export_gets_the_state_config_through_the_gateway(classic: Builder):

@@ -287,8 +287,9 @@ def test_llb_command_output_is_what_buildctl_reads():
 def test_base_missing_from_the_engine_store_is_resolved_through_the_registry(builder: Builder, base_image: str,
                                                                               registry: str):
     ref = f"{registry}/llbgen-test/resolve:{secrets.token_hex(4)}"
-    docker("tag", base_image, ref)
-    docker("push", ref)
+    # An image of its own (not a second tag of the shared base) is pushed, then removed locally.
+    pushed = builder.resolve(base_image).run(f"echo {ref} > /resolved").root
+    builder.solve(pushed, quiet(outputs=[Output("image", {"name": ref, "push": "true"})]))
     pushed_digest = inspect_image(ref)["RepoDigests"][0].split("@")[1]
     docker("image", "rm", ref)
     state = builder.resolve(ref)
