@@ -64,3 +64,24 @@ def registry() -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run tests that wipe the engine's build cache last, so they don't cost every later build its cache."""
     items.sort(key=lambda item: item.get_closest_marker("prunes_build_cache") is not None)
+
+
+KEEP_IMAGES = {"llbgen-test/debian:bookworm", "llbgen-test/cuda-standin:bookworm"}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Drop images earlier runs left under fixed test names.
+
+    Exporting onto a tag that already names another image (or an identical manifest)
+    makes Docker 26's containerd store fail the export with "not found" while cleaning
+    up the replaced image; fresh names keep every run independent of the last.
+    """
+    try:
+        listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    stale = [name for name in listed.stdout.split()
+             if "llbgen-test/" in name and name not in KEEP_IMAGES and not name.endswith(":<none>")]
+    for start in range(0, len(stale), 50):
+        subprocess.run(["docker", "image", "rm", "-f", *stale[start:start + 50]], capture_output=True, timeout=300)
