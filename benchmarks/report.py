@@ -65,7 +65,7 @@ def table(title: str, rows: Mapping[str, Row], labels: Mapping[str, str], column
             cells.append(col.fmt(value) if value is not None else "—")
             if col.ratios:
                 cells += [ratio(value, rows.get(ref, {}).get(col.key)) for ref in ("b", "c")]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
     if note:
         lines += ["", note]
     return lines + [""]
@@ -84,7 +84,7 @@ class Target:
 
 def targets_table(targets: Sequence[Target]) -> list[str]:
     lines = ["### Targets (issue 5)", "", "| target | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {t.text} | {t.measured} | {t.verdict} |" for t in targets]
+    lines += [f"| {t.text} | {t.measured.replace('|', '/')} | {t.verdict} |" for t in targets]
     return lines + [""]
 
 

@@ -229,7 +229,7 @@ class Bench:
         self.emit(report.table(
             f"Scenario 1: cold matrix, 2 bases × 2 torch builds ({self.args.parallel} builds at a time)", rows, LABELS, [
                 report.Column("wall", "wall time", report.seconds, True),
-                report.Column("cache", "build cache added", report.size, True),
+                report.Column("cache", "build cache added (records created meanwhile, by any job)", report.size, True),
                 report.Column("registry", "unique registry bytes (4 images)", report.size, True),
                 report.Column("steps", "RUN steps run/cached"),
                 report.Column("push", "push time (not in wall)", report.seconds),
