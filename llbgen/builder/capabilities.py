@@ -205,14 +205,20 @@ def _buildkit_version(
 
 
 def _engine_version(conn: BuilderConnection) -> str | None:
-    """The Docker Engine's version: the best hint at its BuildKit when BuildKit's own is unknown."""
+    """The Docker Engine's version: the best hint at its BuildKit when BuildKit's own is unknown.
+
+    Informational only, so any failure gives None.
+    """
     if conn.docker_host is None:
         return None
-    from llbgen.builder.docker_relay import docker_engine_version, docker_ssl_context
+    from llbgen.builder.docker_relay import docker_ssl_context
+    from llbgen.builder.engine_api import EngineAPI
 
-    return docker_engine_version(
-        conn.docker_host, ssl_context=docker_ssl_context(conn.address)
-    )
+    api = EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address), timeout=5.0)
+    try:
+        return str(api.version()["Version"])
+    except Exception:  # noqa: BLE001 - unreachable, error status, odd JSON: all just "unknown"
+        return None
 
 
 CONTAINERD_STORE_HINT = (

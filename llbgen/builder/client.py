@@ -51,7 +51,7 @@ class Builder:
 
     def resolve(self, ref: str, *, platform: Platform | None = None) -> State:
         """The base image ``ref`` pinned to the digest the builder resolves, inheriting its config."""
-        resolved = resolve_image(self.connection, ref, platform=platform)
+        resolved = resolve_image(self.connection, ref, platform=platform, image_store=self.info.image_store)
         plat = platform or Platform(resolved.config.get("os", "linux"), resolved.config.get("architecture", "amd64"))
         return image(ref, platform=plat, digest=resolved.digest, config=resolved.config)
 

@@ -69,7 +69,7 @@ def open_upgraded_socket(
     Headers are sent one line each; repeated keys stay separate lines (the session
     manager needs one line per exposed gRPC method).
     """
-    sock = _connect(docker_host, timeout, ssl_context, server_hostname)
+    sock = connect_engine(docker_host, timeout, ssl_context, server_hostname)
     try:
         sock.settimeout(timeout)
         sock.sendall(_upgrade_request(path, headers))
@@ -94,12 +94,13 @@ def open_upgraded_socket(
         ) from None
 
 
-def _connect(
+def connect_engine(
     docker_host: str,
     timeout: float,
     ssl_context: ssl.SSLContext | None,
     server_hostname: str | None,
 ) -> socket.socket:
+    """A connected (and for TLS, handshaken) socket to the engine at ``docker_host``."""
     parts = urlsplit(docker_host)
     try:
         if parts.scheme == "unix":
@@ -261,46 +262,6 @@ def _hint_for(err: OSError) -> str:
     if isinstance(err, PermissionError):
         return "add your user to the docker group or check the socket's permissions"
     return ENGINE_HINT
-
-
-def docker_engine_version(
-    docker_host: str, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0
-) -> str | None:
-    """``GET /version``'s ``Version``, or None. Informational only, so failures are not errors."""
-    try:
-        sock = _connect(docker_host, timeout, ssl_context, None)
-    except BuilderUnavailable:
-        return None
-    try:
-        sock.settimeout(timeout)
-        sock.sendall(
-            b"GET /version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
-        )
-        data = b""
-        while chunk := sock.recv(CHUNK):
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
-            return None
-        if b"transfer-encoding: chunked" in head.lower():
-            body = _unchunk(body)
-        return str(json.loads(body)["Version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    finally:
-        sock.close()
-
-
-def _unchunk(body: bytes) -> bytes:
-    out = b""
-    while body:
-        size_line, _, rest = body.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out += rest[:size]
-        body = rest[size + 2 :]
-    return out
 
 
 class DockerGrpcRelay:

@@ -31,19 +31,20 @@ class ResolvedImage:
 
 
 def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | None = None,
-                  session: Session | None = None) -> ResolvedImage:
+                  session: Session | None = None, image_store: str | None = None) -> ResolvedImage:
     """The digest and OCI config of ``ref`` as the builder sees it.
 
     The Docker Engine answers from its own image store first (images there need no
     registry); otherwise, as for any other builder, BuildKit resolves the reference
     through its gateway (the registry, with ``session`` answering credential requests).
+    ``image_store`` ("containerd"/"classic", as ``BuilderInfo`` has it) saves asking the engine.
     """
     try:
         normalized = normalize_image_ref(ref)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if conn.docker_host:
-        local = _resolve_with_engine(conn.docker_host, ref)
+        local = _resolve_with_engine(conn, ref, image_store)
         if local is not None:
             resolved, containerd_store = local
             if containerd_store:
@@ -69,23 +70,23 @@ def _record_with_buildkit(conn: BuilderConnection, normalized: str, platform: Pl
         resolve_image_config_via_gateway(conn, None, normalized, platform)
 
 
-def _resolve_with_engine(docker_host: str, ref: str) -> tuple[ResolvedImage, bool] | None:
+def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
     """The image as the engine's store has it and whether that is the containerd store; None when absent."""
-    import docker
-    from docker.errors import DockerException, ImageNotFound
+    from llbgen.builder.docker_relay import docker_ssl_context
+    from llbgen.builder.engine_api import EngineAPI, EngineAPIError
 
+    assert conn.docker_host is not None
+    api = EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address))
     try:
-        client = docker.DockerClient(base_url=docker_host, timeout=30)
-        try:
-            image = client.images.get(ref)
-            containerd_store = _uses_containerd_store(client.info())
-        finally:
-            client.close()
-    except ImageNotFound:
-        return None
-    except DockerException as err:
+        attrs = api.inspect_image(ref)
+        if attrs is None:
+            return None
+        if image_store in ("containerd", "classic"):
+            containerd_store = image_store == "containerd"
+        else:
+            containerd_store = _uses_containerd_store(api.info())
+    except EngineAPIError as err:
         raise UsageError(f"cannot inspect base image {ref}: {err}") from None
-    attrs = image.attrs
     # With the containerd image store the image ID is the manifest (or index) digest that
     # BuildKit resolves; with the classic store it is the config digest, which BuildKit
     # there cannot find an image by.

@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from google.protobuf import json_format
 
 from llbgen._proto.buildkit import ops_pb2
 from llbgen.llb.metadata import OpMetadata
@@ -57,6 +56,9 @@ class Definition:
 
     def json_lines(self) -> Iterator[str]:
         """One readable JSON object per op: digest, inputs, op, metadata."""
+        # Imported here: json_format is slow to load and only ``llbgen llb --format json`` needs it.
+        from google.protobuf import json_format
+
         metadata = dict(self.metadata)
         for dt in self.ops:
             digest = digest_of(dt)

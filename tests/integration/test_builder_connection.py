@@ -17,6 +17,7 @@ from llbgen.builder.address import resolve_builder_address
 from llbgen.builder.capabilities import SNAPSHOTTER_LABEL, inspect_builder
 from llbgen.builder.connection import BuilderConnection
 from llbgen.builder.docker_relay import DockerGrpcRelay, open_upgraded_socket
+from llbgen.builder.engine_api import EngineAPI, EngineAPIError
 from llbgen.errors import BuilderUnavailable, CapabilityMissing
 
 pytestmark = pytest.mark.integration
@@ -221,3 +222,30 @@ def test_cli_inspect_table(docker_engine: str) -> None:
     assert result.returncode == 0, result.stderr
     for text in ("image store", "containerd", "MergeOp", "yes"):
         assert text in result.stdout
+
+
+def test_engine_api_reads_what_docker_inspect_shows(docker_engine: str, base_image: str) -> None:
+    api = EngineAPI(docker_engine)
+    assert api.version()["Version"]
+    assert api.info()["ID"]
+    attrs = api.inspect_image(base_image)
+    cli = json.loads(subprocess.run(["docker", "-H", docker_engine, "image", "inspect", base_image],
+                                    check=True, capture_output=True, text=True).stdout)[0]
+    assert attrs is not None
+    assert attrs["Id"] == cli["Id"]
+    assert attrs["Config"] == cli["Config"]
+    assert api.inspect_image("llbgen-test/no-such-image:never") is None
+
+
+def test_engine_api_error_status_carries_the_engines_message(docker_engine: str) -> None:
+    with pytest.raises(EngineAPIError) as caught:
+        EngineAPI(docker_engine).get("/containers/llbgen-no-such-container/json")
+    assert caught.value.status == 404
+    assert "llbgen-no-such-container" in str(caught.value)
+
+
+def test_engine_api_unreachable_engine_is_a_one_line_builder_error(tmp_path) -> None:
+    with pytest.raises(BuilderUnavailable) as caught:
+        EngineAPI(f"unix://{tmp_path}/absent.sock", timeout=2).version()
+    assert "\n" not in str(caught.value)
+    assert "absent.sock" in str(caught.value)

@@ -18,12 +18,9 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from rich.console import Console
-
 from llbgen.builder.progress.base import ProgressRenderer, QuietRenderer
 from llbgen.builder.progress.format import format_elapsed, format_failure, human_bytes, transfer_size
 from llbgen.builder.progress.plain import PlainRenderer
-from llbgen.builder.progress.rawjson import RawJsonRenderer, status_to_json
 from llbgen.builder.progress.recorder import (
     LOG_TAIL_LINES,
     PROGRESS_MODES,
@@ -38,7 +35,6 @@ from llbgen.builder.progress.recorder import (
     VertexState,
     exit_code_from,
 )
-from llbgen.builder.progress.tty import TtyRenderer
 from llbgen.errors import UsageError
 
 __all__ = [
@@ -79,12 +75,35 @@ def make_renderer(
         is_terminal = getattr(stream, "isatty", lambda: False)()
         mode = "tty" if is_terminal else "plain"
     if mode == "tty":
+        from rich.console import Console
+
+        from llbgen.builder.progress.tty import TtyRenderer
+
         # Asked for explicitly, tty means tty even through a pipe (e.g. `script`, CI log viewers).
         return TtyRenderer(Console(file=stream, force_terminal=True), name_for=name_for)
     if mode == "plain":
         return PlainRenderer(stream, name_for=name_for)
     if mode == "rawjson":
+        from llbgen.builder.progress.rawjson import RawJsonRenderer
+
         return RawJsonRenderer(stream, name_for=name_for)
     if mode == "quiet":
         return QuietRenderer(name_for=name_for)
     raise UsageError(f"unknown progress mode {mode!r}; choose one of {', '.join(PROGRESS_MODES)}")
+
+
+# rich and protobuf's json_format take a noticeable share of a no-op build's time, and the
+# plain and quiet renderers need neither: the other renderers load on first use.
+_LAZY = {
+    "TtyRenderer": "llbgen.builder.progress.tty",
+    "RawJsonRenderer": "llbgen.builder.progress.rawjson",
+    "status_to_json": "llbgen.builder.progress.rawjson",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

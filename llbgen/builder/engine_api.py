@@ -1,0 +1,84 @@
+"""The few Docker Engine API reads llbgen's build path makes: version, info, image inspect.
+
+Over the standard library's ``http.client`` on the same connection code the BuildKit
+relay uses (unix socket, TCP, TLS from DOCKER_CERT_PATH/--tls*), not docker-py: importing
+docker-py (requests, urllib3) costs more than a whole no-op build's round trips, and
+every ``llbgen build`` pays it. Container work (``llbgen verify``) still uses docker-py.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from typing import Any
+from urllib.parse import quote
+
+from llbgen.builder.docker_relay import connect_engine
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class EngineAPIError(Exception):
+    """The engine answered with an error status (the message is the engine's)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _EngineConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket comes from ``connect_engine`` (unix or TCP, TLS or not)."""
+
+    def __init__(self, docker_host: str, ssl_context: ssl.SSLContext | None, timeout: float) -> None:
+        super().__init__("docker", timeout=timeout)
+        self._docker_host = docker_host
+        self._ssl_context = ssl_context
+
+    def connect(self) -> None:
+        self.sock = connect_engine(self._docker_host, self.timeout, self._ssl_context, None)  # type: ignore[arg-type]
+
+
+class EngineAPI:
+    """Read-only JSON calls to one Docker Engine; one short connection per call."""
+
+    def __init__(self, docker_host: str, *, ssl_context: ssl.SSLContext | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.docker_host = docker_host
+        self._ssl_context = ssl_context
+        self._timeout = timeout
+
+    def get(self, path: str) -> Any:
+        """``GET path`` as JSON. Raises ``EngineAPIError`` for error statuses, ``BuilderUnavailable`` when unreachable."""
+        conn = _EngineConnection(self.docker_host, self._ssl_context, self._timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status >= 400:
+            raise EngineAPIError(response.status, _error_message(body) or f"HTTP {response.status}")
+        return json.loads(body)
+
+    def version(self) -> dict[str, Any]:
+        return self.get("/version")
+
+    def info(self) -> dict[str, Any]:
+        return self.get("/info")
+
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect ref``, or None when the engine has no such image."""
+        try:
+            return self.get(f"/images/{quote(ref, safe='/:@')}/json")
+        except EngineAPIError as err:
+            if err.status == 404:
+                return None
+            raise
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message", "")).strip()
+    except (ValueError, AttributeError):
+        return body.decode("utf-8", "replace").strip()[:300]
