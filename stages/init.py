@@ -89,12 +89,15 @@ class InitStage:
     def info_env(self) -> str:
         return "".join(f"{k}={v}\n" for k, v in self.info)
 
-    def outputs(self) -> tuple[tuple[str, int, bytes], ...]:
-        """(image path, mode, content) of every file this layer writes, sorted by path."""
+    def file_outputs(self) -> tuple[tuple[str, int, bytes], ...]:
+        """(image path, mode, content) of the runtime files, sorted: the same for every image."""
         out = [(f"{INIT_DIR}/{f.path}", f.mode, f.data) for f in self.files]
         out += [(f"/{f.path}", f.mode, f.data) for f in self.files if f.path.startswith("etc/")]
-        out.append((IMAGE_INFO, 0o644, self.info_env.encode()))
         return tuple(sorted(out))
+
+    def outputs(self) -> tuple[tuple[str, int, bytes], ...]:
+        """(image path, mode, content) of every file this layer writes, sorted by path."""
+        return tuple(sorted((*self.file_outputs(), (IMAGE_INFO, 0o644, self.info_env.encode()))))
 
     def depends_on(self) -> dict[str, str]:
         digest = hashlib.sha256()
@@ -104,21 +107,38 @@ class InitStage:
         return {"files": f"{len(self.files)} files of init/ ({digest.hexdigest()[:12]})",
                 "image-info": f"{info.get('IMAGE', '')}, llbgen {info.get('LLBGEN_VERSION', '')}"}
 
-    def actions(self) -> llb.FileAction:
-        """One chain: the directories (like ``mkdir -p``), then every file."""
-        outputs = self.outputs()
-        dirs = sorted({str(p) for path, _, _ in outputs for p in PurePosixPath(path).parents if str(p) != "/"})
-        action: llb.FileAction | None = None
-        for d in dirs:
-            action = (llb.mkdir(d, 0o755, make_parents=True, timestamp_ns=FILE_TIMESTAMP_NS) if action is None
-                      else action.mkdir(d, 0o755, make_parents=True, timestamp_ns=FILE_TIMESTAMP_NS))
-        for path, mode, data in outputs:
-            assert action is not None
-            action = action.mkfile(path, mode, data, timestamp_ns=FILE_TIMESTAMP_NS)
-        assert action is not None
-        return action
+    def files_actions(self) -> llb.FileAction:
+        """One chain: the directories (like ``mkdir -p``), then every runtime file."""
+        return _write(self.file_outputs())
+
+    def info_actions(self) -> llb.FileAction:
+        return _write(((IMAGE_INFO, 0o644, self.info_env.encode()),))
 
     def build(self, ctx: StageContext, on: llb.State | None = None) -> llb.State:
-        """The files on ``on`` (linear chain), or alone on scratch (a layer for MergeOp)."""
-        state = on if on is not None else llb.scratch(ctx.base.platform)
-        return state.file(self.actions(), name=f"init: {len(self.files)} files to {INIT_DIR}, {IMAGE_INFO}")
+        """The files on ``on`` (linear chain), or alone on scratch (a layer for MergeOp).
+
+        Two file ops, so two layers: the runtime files, the same in every image llbgen
+        makes with this init/ (built once, shared by a whole matrix, whatever the base),
+        and image-info.env, which names the image and differs per image.
+        """
+        files_name = f"init: {len(self.files)} files to {INIT_DIR}"
+        info_name = f"init: {IMAGE_INFO}"
+        if on is not None:
+            return on.file(self.files_actions(), name=files_name).file(self.info_actions(), name=info_name)
+        scratch = llb.scratch(ctx.base.platform)
+        return llb.merge([scratch.file(self.files_actions(), name=files_name),
+                          scratch.file(self.info_actions(), name=info_name)], name="init files + image-info")
+
+
+def _write(outputs: tuple[tuple[str, int, bytes], ...]) -> llb.FileAction:
+    """``mkdir -p`` of every parent, then every file, all with the fixed timestamp."""
+    dirs = sorted({str(p) for path, _, _ in outputs for p in PurePosixPath(path).parents if str(p) != "/"})
+    action: llb.FileAction | None = None
+    for d in dirs:
+        action = (llb.mkdir(d, 0o755, make_parents=True, timestamp_ns=FILE_TIMESTAMP_NS) if action is None
+                  else action.mkdir(d, 0o755, make_parents=True, timestamp_ns=FILE_TIMESTAMP_NS))
+    for path, mode, data in outputs:
+        assert action is not None
+        action = action.mkfile(path, mode, data, timestamp_ns=FILE_TIMESTAMP_NS)
+    assert action is not None
+    return action

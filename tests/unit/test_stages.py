@@ -225,11 +225,28 @@ def test_init_layer_files_modes_and_image_info():
     assert (info["PYTHON_VERSION"], info["CUDA_VERSION"], info["CUDNN_VERSION"]) == ("3.8", "12.1.0", "8")
     assert info["DISTRO"] == "ubuntu22.04" and info["LLBGEN_VERSION"]
 
-    (file_op,) = [op for op in ops(plan.layer("init").state) if op.WhichOneof("op") == "file"]
-    assert len(file_op.inputs) == 0  # a layer of its own, on scratch
-    assert all(getattr(a, a.WhichOneof("action")).timestamp == 0 for a in file_op.file.actions)
-    # /root is never created by this layer (it would replace the base's 0700 /root).
-    assert not any(a.mkdir.path == "/root" for a in file_op.file.actions if a.WhichOneof("action") == "mkdir")
+    file_ops = [op for op in ops(plan.layer("init").state) if op.WhichOneof("op") == "file"]
+    assert len(file_ops) == 2  # the runtime files, then image-info.env: two layers
+    for file_op in file_ops:
+        assert len(file_op.inputs) == 0  # layers of their own, on scratch
+        assert all(getattr(a, a.WhichOneof("action")).timestamp == 0 for a in file_op.file.actions)
+        # /root is never created by this layer (it would replace the base's 0700 /root).
+        assert not any(a.mkdir.path == "/root" for a in file_op.file.actions if a.WhichOneof("action") == "mkdir")
+    written_by = [[a.mkfile.path for a in op.file.actions if a.WhichOneof("action") == "mkfile"] for op in file_ops]
+    assert sorted(p for paths in written_by for p in paths) == sorted(written)
+    assert [IMAGE_INFO] in written_by
+
+
+def test_init_runtime_files_layer_is_the_same_for_every_image():
+    """Only image-info.env names the image: the runtime files' op is shared by a whole matrix, any base."""
+    def files_op_digest(plan) -> str:
+        named = {md.name: digest for digest, md in llb.marshal(plan.layer("init").state).metadata}
+        return next(d for name, d in named.items() if name and name.startswith("init:") and IMAGE_INFO not in name)
+
+    one = plan_for(SEED)
+    other = plan_for({"torch": "2.1.0", "cuda": "11.8", "python": "3.10"}, image_tag="other:tag")
+    assert files_op_digest(one) == files_op_digest(other)
+    assert one.layer("init").digest != other.layer("init").digest  # image-info differs
 
 
 def test_image_config():
