@@ -25,18 +25,16 @@ import json
 import re
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import IN_CI
 from tests.integration.conftest import Mirror
+from tests.integration.helpers import HOST_CA, cached_steps, llbgen
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 ENGINE_A = "docker://unix:///var/run/docker.sock"
 SECOND_SOCKET = "/var/run/llbgen-second/docker.sock"
 ENGINE_B = f"docker://unix://{SECOND_SOCKET}"
@@ -46,9 +44,8 @@ BAKE_TIMEOUT = 1800
 EXPENSIVE = ("os", "python", "jupyter", "torch")
 
 
-def llbgen(*args: str, timeout: float = BAKE_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "llbgen", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+def bake(*args: str) -> subprocess.CompletedProcess[str]:
+    return llbgen("bake", *args, timeout=BAKE_TIMEOUT)
 
 
 def bake_file(path: Path, mirror: Mirror, builder_image: str, tables: str, **top: str) -> Path:
@@ -79,23 +76,9 @@ def summary(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
     return {row["variant"]: row for row in rows}
 
 
-def cached_steps(progress: str, variant: str) -> dict[str, bool]:
+def variant_steps(progress: str, variant: str) -> dict[str, bool]:
     """Step name -> CACHED, from one variant's prefixed plain progress."""
-    prefix = f"[{variant}] "
-    names: dict[str, str] = {}
-    cached: set[str] = set()
-    for line in progress.splitlines():
-        if not line.startswith(prefix):
-            continue
-        m = re.match(r"^#(\d+) (.*)$", line[len(prefix):])
-        if not m:
-            continue
-        number, rest = m.groups()
-        if rest == "CACHED":
-            cached.add(number)
-        elif number not in names and not re.match(r"^(\d+(\.\d+)?|DONE|ERROR|CANCELED|\.\.\.)\b", rest):
-            names[number] = rest
-    return {name: number in cached for number, name in names.items()}
+    return cached_steps(progress, f"[{variant}] ")
 
 
 def image_id(ref: str, docker: list[str] | None = None) -> str | None:
@@ -155,7 +138,7 @@ name = "debian"
 base_image = "{cuda_standin_base}"
 name = "cuda-standin"
 """, tag='"llbgen-test/bake:{name}"')
-    result = llbgen("bake", str(path), "--set", f"pip_packages=filelock>=0.0.{int(token, 16)}",
+    result = bake(str(path), "--set", f"pip_packages=filelock>=0.0.{int(token, 16)}",
                     "--max-parallel", "2", "--progress", "plain", "--json")
     rows = summary(result)
     assert result.returncode == 0, result.stderr[-6000:]
@@ -176,7 +159,7 @@ name = "cuda-standin"
     own = {"os", "init"}  # each variant's own layers (its base, its tag)
     assert not set(cuda["layers_built"]) - own, cuda
     assert len(set(cuda["layers_built"]) - own) < len(set(debian["layers_built"]) - own), (debian, cuda)
-    steps = cached_steps(result.stderr, "cuda-standin")
+    steps = variant_steps(result.stderr, "cuda-standin")
     assert any(name.startswith("extras:") for name in steps), result.stderr[-3000:]
 
 
@@ -195,7 +178,7 @@ base_image = "{cuda_standin_base}"
 name = "broken"
 pip_packages = ["llbgen-no-such-package-{token}"]
 """, tag='"llbgen-test/bake:{name}"')
-    result = llbgen("bake", str(path), "--progress", "plain", "--json")
+    result = bake(str(path), "--progress", "plain", "--json")
     rows = summary(result)
     assert result.returncode == 1, result.stderr[-6000:]
     assert rows["fine"]["status"] == "ok" and rows["broken"]["status"] == "failed"
@@ -204,7 +187,7 @@ pip_packages = ["llbgen-no-such-package-{token}"]
     assert image_id("llbgen-test/bake:broken") is None
     assert "[broken] FAILED after" in result.stderr
     # The text summary says the same, in one table.
-    text = llbgen("bake", str(path), "--progress", "quiet")
+    text = bake(str(path), "--progress", "quiet")
     assert text.returncode == 1
     assert re.search(r"^fine\s.*\sok$", text.stdout, re.M) and re.search(r"^broken\s.*\sFAILED$", text.stdout, re.M)
     assert "2 variants: 1 ok, 1 failed" in text.stdout
@@ -220,7 +203,7 @@ def handoff(tmp_path_factory: pytest.TempPathFactory, mirror: Mirror, base_image
     path = bake_file(tmp_path_factory.mktemp("handoff") / "bake.toml", mirror, base_image, "",
                      base_image=f'"{base_image}"', name='"handoff"', tag='"llbgen-test/bake:{name}"')
     ref = f"{registry}/{CACHE_REPO}:handoff-{token}"
-    result = llbgen("bake", str(path), "--builder", ENGINE_A, "--cache-to", f"type=registry,ref={ref},mode=max",
+    result = bake(str(path), "--builder", ENGINE_A, "--cache-to", f"type=registry,ref={ref},mode=max",
                     "--progress", "plain", "--json")
     rows = summary(result)
     assert result.returncode == 0, result.stderr[-6000:]
@@ -232,7 +215,7 @@ def test_cache_handoff_between_builders(handoff: tuple[Path, str, dict], second_
     path, ref, on_a = handoff
     prune = subprocess.run([*DOCKER_B, "builder", "prune", "-af"], capture_output=True, text=True, timeout=300)
     assert prune.returncode == 0, prune.stderr
-    result = llbgen("bake", str(path), "--builder", second_engine, "--cache-from", f"type=registry,ref={ref}",
+    result = bake(str(path), "--builder", second_engine, "--cache-from", f"type=registry,ref={ref}",
                     "--progress", "plain", "--json")
     rows = summary(result)
     assert result.returncode == 0, result.stderr[-6000:]
@@ -240,7 +223,7 @@ def test_cache_handoff_between_builders(handoff: tuple[Path, str, dict], second_
     assert on_b["builder"] == ENGINE_B and on_b["status"] == "ok"
     assert f"importing cache manifest from {ref}" in result.stderr
     assert set(EXPENSIVE) <= set(on_b["layers_reused"]), on_b
-    steps = cached_steps(result.stderr, "handoff")
+    steps = variant_steps(result.stderr, "handoff")
     for stage in EXPENSIVE:
         named = {name: cached for name, cached in steps.items() if name.startswith(f"{stage}:")}
         assert named, f"no {stage} step in B's progress:\n{result.stderr[-3000:]}"
@@ -269,7 +252,7 @@ name = "spread-cuda-standin"
 base_image = "{base_image}"
 name = "spread-debian"
 """, tag='"llbgen-test/bake:{name}"')
-    result = llbgen("bake", str(path), "--builder", ENGINE_A, "--builder", second_engine,
+    result = bake(str(path), "--builder", ENGINE_A, "--builder", second_engine,
                     "--cache-from", f"type=registry,ref={ref}", "--max-parallel", "2", "--progress", "plain")
     assert result.returncode == 0, result.stdout + result.stderr[-6000:]
     table = result.stdout

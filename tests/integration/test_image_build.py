@@ -8,8 +8,9 @@ PyPI through the CA-mounted proxy, exactly as a user in China points llbgen at m
    Debian base, then ``llbgen verify`` on it (real OpenSSH client, real HTTP) exits 0;
 2. the same spec on a second base (``llbgen-test/cuda-standin:bookworm``: same files, CUDA
    environment): the python, jupyter and torch layers have identical digests and progress shows
-   their steps CACHED; the base and os layers differ; the init layer differs only in
-   /init/image-info.env (which records the base image and the tag);
+   their steps CACHED; the base and os layers differ; the runtime files under /init are one
+   layer shared by both, and only the small /init/image-info.env layer (which records the base
+   image and the tag) differs;
 3. the image holds no CA bundle (filesystem, config, history), no default password, no host
    keys, no authorized key; its ``io.llbgen.spec`` label parses as a ResolvedSpec.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +30,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Mirror
+from tests.integration.helpers import HOST_CA, cached_steps, llbgen
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 DEBIAN_CA_DIR = Path("/usr/share/ca-certificates")  # the distribution's own CAs on the host
 CPU_TAG = "llbgen-test/pytorch:cpu"
 SECOND_TAG = "llbgen-test/pytorch:cpu-on-cuda-standin"
@@ -47,12 +46,6 @@ class Built:
     tag: str
     base: str
     output: str  # the build's plain progress and messages
-
-
-def llbgen(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """``python -m llbgen`` from the repository root (so the top-level ``stages`` package is importable)."""
-    return subprocess.run([sys.executable, "-m", "llbgen", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def spec_flags(mirror: Mirror, base: str, builder: str) -> list[str]:
@@ -115,22 +108,6 @@ def by_kind(layers: list[tuple[str, str]]) -> dict[str, list[str]]:
     for kind, diff_id in layers:
         result.setdefault(kind, []).append(diff_id)
     return result
-
-
-def cached_steps(progress: str) -> dict[str, bool]:
-    """Vertex name -> whether plain progress reported it CACHED."""
-    names: dict[str, str] = {}
-    cached: set[str] = set()
-    for line in progress.splitlines():
-        m = re.match(r"^#(\d+) (.*)$", line)
-        if not m:
-            continue
-        vertex, rest = m.groups()
-        if rest == "CACHED":
-            cached.add(vertex)
-        elif vertex not in names and not re.match(r"^(\d+(\.\d+)?|DONE|ERROR|CANCELED|\.\.\.)\b", rest):
-            names[vertex] = rest
-    return {name: vertex in cached for vertex, name in names.items()}
 
 
 def proxy_ca_lines() -> list[bytes]:
@@ -305,7 +282,10 @@ def test_second_base_shares_python_jupyter_torch_layers(cpu_image: Built, second
     assert [d for _, d in second][: len(b["base"])] == inspect(second_image.base)["RootFS"]["Layers"]
     assert [k for k, _ in first] == [k for k, _ in second], "the two images have different layer plans"
 
-    # The init layer holds the same runtime files; only image-info.env (tag, base image) differs.
+    # The runtime files are one layer both images share; image-info.env (tag, base image) is a layer of its own.
+    assert len(a["init"]) == len(b["init"]) == 2, (first, second)
+    assert a["init"][0] == b["init"][0], "the runtime files layer should be shared"
+    assert a["init"][1] != b["init"][1], "image-info.env names each image"
     init_a, init_b = init_files(cpu_image.tag), init_files(second_image.tag)
     info = "init/image-info.env"
     assert {k: v for k, v in init_a.items() if k != info} == {k: v for k, v in init_b.items() if k != info}
