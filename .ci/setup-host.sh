@@ -25,7 +25,7 @@ PIN
 fi
 
 need_install=0
-for cmd in dockerd debootstrap docker-registry ssh tini sshpass; do
+for cmd in dockerd debootstrap docker-registry ssh tini sshpass htpasswd; do
   command -v "$cmd" >/dev/null 2>&1 || need_install=1
 done
 [ -e /usr/libexec/docker/cli-plugins/docker-buildx ] || need_install=1
@@ -35,7 +35,7 @@ if [ "$need_install" = 1 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
     docker.io/trixie containerd/trixie docker-buildx/trixie tini iptables \
-    debootstrap docker-registry openssh-client sshpass curl ca-certificates \
+    debootstrap docker-registry openssh-client sshpass curl ca-certificates apache2-utils \
     >/dev/null
   # Debian 13 ships the client separately; machines that already have one keep theirs.
   command -v docker >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends docker-cli/trixie >/dev/null
@@ -75,6 +75,37 @@ YML
   nohup docker-registry serve /etc/llbgen-registry.yml >/var/log/llbgen-registry.log 2>&1 &
   for _ in $(seq 1 30); do
     curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && break
+    sleep 1
+  done
+fi
+
+# A second registry that wants a login (htpasswd, basic auth; loopback, so the engine speaks
+# plain HTTP to it): the session's Auth service is tested against it. Credentials are made
+# here, readable by root only, for the tests to read.
+auth_dir=/var/lib/llbgen-registry-auth
+if ! curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:5001/v2/ 2>/dev/null | grep -q 401; then
+  log "starting the registry with basic auth on 127.0.0.1:5001"
+  mkdir -p "$auth_dir/storage" && chmod 700 "$auth_dir"
+  [ -s "$auth_dir/password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$auth_dir/password"
+  echo llbgen-test > "$auth_dir/username"
+  htpasswd -Bbn llbgen-test "$(cat "$auth_dir/password")" > "$auth_dir/htpasswd"
+  cat > "$auth_dir/config.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $auth_dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5001
+auth:
+  htpasswd:
+    realm: llbgen-test
+    path: $auth_dir/htpasswd
+YML
+  nohup docker-registry serve "$auth_dir/config.yml" >/var/log/llbgen-registry-auth.log 2>&1 &
+  for _ in $(seq 1 30); do
+    curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:5001/v2/ 2>/dev/null | grep -q 401 && break
     sleep 1
   done
 fi

@@ -13,10 +13,10 @@ HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 _STATUS = re.compile(r"^(\d+(\.\d+)?|DONE|ERROR|CANCELED|\.\.\.)\b")
 
 
-def llbgen(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def llbgen(*args: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m llbgen`` from the repository root (so the top-level ``stages`` package is importable)."""
     return subprocess.run([sys.executable, "-m", "llbgen", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def cached_steps(progress: str, prefix: str = "") -> dict[str, bool]:
