@@ -106,10 +106,11 @@ def test_seed_plan_graph():
         pip_exec = exec_of(plan.layer(name).state, "pip install")
         pip_caches = [(m.dest, m.cacheOpt.ID) for m in pip_exec.mounts if m.mountType == ops_pb2.CACHE]
         assert pip_caches == [("/root/.cache/pip", "llbgen-pip-py3.8")]
-    # torch is installed on builder + python + jupyter: its lower input is a merge of three.
-    torch_ops = ops(plan.layer("torch").state)
-    merges = [op for op in torch_ops if op.WhichOneof("op") == "merge"]
-    assert max(len(m.merge.inputs) for m in merges) == 3
+    # Each stage runs on the previous stage's own result (no merge to materialize): the torch
+    # layer's graph has no merge, and its diff starts where the jupyter diff ends.
+    assert not [op for op in ops(plan.layer("torch").state) if op.WhichOneof("op") == "merge"]
+    jupyter_diff, torch_diff = (ops(plan.layer(n).state)[-2] for n in ("jupyter", "torch"))
+    assert torch_diff.inputs[0].digest == jupyter_diff.inputs[1].digest
 
     image_ops = ops(plan.image)
     assert image_ops[-2].WhichOneof("op") == "merge" and len(image_ops[-2].merge.inputs) == 5
