@@ -8,7 +8,8 @@ BuildKit asks llbgen's session for credentials, as it does for any private regis
    manifest is there when asked with the same login.
 2. Without a login the push fails: exit 1, one line naming the registry's refusal, no traceback.
 3. A base image only that registry has (not in the engine's store) is resolved and pulled
-   through the session with the login, and the build runs on it.
+   through the session with the login, and the build runs on it; without a login the resolve
+   is refused before anything is built (one line, exit 2).
 4. The same through a credential helper (``credHelpers``): a real executable speaking
    docker-credential-helpers' protocol on stdin/stdout.
 """
@@ -140,7 +141,9 @@ def test_base_image_pulled_with_login(tmp_path: Path, pushed: str, login: tuple[
 
     anonymous = solve(graph_file(tmp_path / "graph2.py", pushed, secrets.token_hex(6)),
                       docker_config(tmp_path / "nobody", {}), "-t", f"{tag}-anonymous")
-    assert anonymous.returncode == 1, anonymous.stderr[-4000:]
+    # Refused while resolving the base, before anything is built: one line, exit 2.
+    assert anonymous.returncode == 2, anonymous.stderr[-4000:]
+    assert anonymous.stderr.count("llbgen: error") == 1 and "401" in anonymous.stderr, anonymous.stderr[-4000:]
     assert "Traceback" not in anonymous.stderr
 
 
