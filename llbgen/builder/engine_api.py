@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from llbgen.builder.docker_relay import connect_engine
+from llbgen.errors import BuilderUnavailable
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -55,11 +56,18 @@ class EngineAPI:
             conn.request("GET", path)
             response = conn.getresponse()
             body = response.read()
+        except (OSError, http.client.HTTPException) as err:
+            # Connecting already raised BuilderUnavailable; this is the engine failing mid-answer.
+            raise BuilderUnavailable(f"the Docker Engine at {self.docker_host} broke off GET {path}: "
+                                     f"{err or type(err).__name__}") from None
         finally:
             conn.close()
         if response.status >= 400:
             raise EngineAPIError(response.status, _error_message(body) or f"HTTP {response.status}")
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise EngineAPIError(response.status, f"GET {path}: the engine's answer is not JSON") from None
 
     def version(self) -> dict[str, Any]:
         return self.get("/version")
