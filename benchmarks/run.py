@@ -30,7 +30,9 @@ Scenarios 2–4 share one sequence per contender: cold build of (base 1, torch 1
 The torch axis is the torch 2.13.0 CPU wheel kept on this machine (served by a loopback PEP 503
 index) vs the same plus one small extra pip package (``--extra-package``, default tabulate).
 ``--real-torch`` replaces it with two real torch releases from PyPI through the CA-mounted
-proxy (``--real-torch-versions``, default 2.4.1,2.5.1): several GB of downloads per contender.
+proxy (``--real-torch-versions``, default 2.4.1,2.5.1): several GB of downloads per contender;
+with one release (``--real-torch-versions 2.4.1``) the axis is that release vs the same plus
+the extra package, which halves the disk the Dockerfile contenders need.
 
 Bases: ``llbgen-test/debian:bookworm`` and ``llbgen-test/cuda-standin:bookworm`` (the image tests'),
 each with one small benchmark layer on top, pushed to the local registry as
@@ -135,8 +137,13 @@ class Bench:
         self.bases = [self.bench_base("b1", TEST_BASE, "Debian bookworm"),
                       self.bench_base("b2", cuda, "CUDA stand-in (Debian files, CUDA env)")]
         if self.args.real_torch:
-            v1, v2 = self.args.real_torch_versions.split(",")
-            self.torch_axis = [TorchBuild("t1", v1, torch_index_url=PYPI), TorchBuild("t2", v2, torch_index_url=PYPI)]
+            versions = [v.strip() for v in self.args.real_torch_versions.split(",") if v.strip()]
+            if len(versions) == 1:  # one release: it, then it plus the small extra package
+                self.torch_axis = [TorchBuild("t1", versions[0], torch_index_url=PYPI),
+                                   TorchBuild("t2", versions[0], (self.args.extra_package,), torch_index_url=PYPI)]
+            else:
+                self.torch_axis = [TorchBuild("t1", versions[0], torch_index_url=PYPI),
+                                   TorchBuild("t2", versions[1], torch_index_url=PYPI)]
         else:
             self.torch_axis = [TorchBuild("t1", "2.13.0"), TorchBuild("t2", "2.13.0", (self.args.extra_package,))]
         ok_b, why_b = exportable()
@@ -470,7 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--noop-repeats", type=int, default=5, help="no-op rebuilds in scenario 4; the median is shown")
     p.add_argument("--extra-package", default="tabulate", help="the small pip package of the second torch build")
     p.add_argument("--real-torch", action="store_true", help="torch axis = two real torch releases from PyPI (GBs)")
-    p.add_argument("--real-torch-versions", default="2.4.1,2.5.1", help="the two releases for --real-torch")
+    p.add_argument("--real-torch-versions", default="2.4.1,2.5.1",
+                   help="the two releases for --real-torch; one release: it vs it plus --extra-package")
     p.add_argument("--start-engine-b", action="store_true", help="run .ci/start-second-dockerd.sh when engine B is down")
     p.add_argument("--json", type=Path, help="also write every measurement as JSON here")
     p.add_argument("--markdown", type=Path, help="also write the printed tables here")
