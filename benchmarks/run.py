@@ -245,10 +245,35 @@ class Bench:
                 report.Column("load", "mean load", report.load),
             ], note=f"Bases: {bases}. Torch axis: {axis}." + "".join(
                 f" {LABELS[k]}: {r['note']}." for k, r in rows.items() if r.get("note"))))
+        self.matrix_sharing(variants)
         names = [v.name for v in variants]
         vrows = {k: dict(v) for k, v in per_variant.items()}
         self.emit(report.table("Scenario 1: seconds per build (concurrent builds overlap)", vrows, LABELS,
                                [report.Column(n, n, report.seconds) for n in names]))
+
+    def matrix_sharing(self, variants: list[Variant]) -> None:
+        """From the four pushed manifests: how much of (base 2, torch 1) is already in (base 1, torch 1)."""
+        first, other = variants[0], variants[2]
+        rows: dict[str, dict] = {}
+        for key, result in self.results.get("1", {}).items():
+            manifests = result.get("manifests", {})
+            if first.name not in manifests or other.name not in manifests:
+                continue
+            old = {d for d, _ in manifests[first.name]["layers"]}
+            n = len(self.base_manifests[other.base.key].layers)
+            above = manifests[other.name]["layers"][n:]
+            total = sum(size for _, size in above)
+            reused = sum(size for d, size in above if d in old)
+            rows[key] = {"nonbase": total, "reused": reused, "share": reused / total if total else 0.0,
+                         "layers": f"{sum(1 for d, _ in above if d in old)} of {len(above)}"}
+        self.results.setdefault("1", {})["sharing"] = rows
+        self.emit(report.table(f"Scenario 1: {other.name}'s layers already in {first.name} (from the pushed manifests)",
+                               rows, LABELS, [
+            report.Column("nonbase", "non-base bytes", report.size),
+            report.Column("reused", f"already in {first.name}", report.size),
+            report.Column("share", "share reused", report.percent),
+            report.Column("layers", "non-base layers reused"),
+        ], note="The base switch of scenario 2, read from the matrix's own images (compressed sizes in the registry)."))
 
     # ------------------------------------------------------------------ scenarios 2, 3, 4
 
