@@ -6,6 +6,7 @@ import gzip
 import http.server
 import io
 import json
+import signal
 import subprocess
 import tarfile
 import threading
@@ -65,3 +66,9 @@ def serve_directory(directory: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C: a shell's background job (``cmd &``)
+    starts with SIGINT ignored, Python keeps an ignored SIGINT, and so would the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -21,7 +21,7 @@ from llbgen.builder.client import Builder
 from llbgen.builder.options import CacheEntry, Output
 from llbgen.builder.solve import SolveOptions
 from llbgen.errors import CapabilityMissing
-from tests.integration.engine_helpers import docker, inspect_image, oci_blobs, run_in, serve_directory
+from tests.integration.engine_helpers import default_sigint, docker, inspect_image, oci_blobs, run_in, serve_directory
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,7 +232,8 @@ def test_ctrl_c_cancels_and_leaves_nothing_running(base_image: str, tmp_path: Pa
         f" name='slow {marker}').root\n"
     )
     proc = subprocess.Popen([sys.executable, "-m", "llbgen", "solve", f"{graph}:graph", "-t", "llbgen-test/slow:1",
-                             "--progress", "plain"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--progress", "plain"], stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=default_sigint)
     assert proc.stderr is not None
     deadline = time.monotonic() + 120
     seen = ""

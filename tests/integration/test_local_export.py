@@ -20,6 +20,7 @@ from llbgen.builder.client import Builder
 from llbgen.builder.options import Output
 from llbgen.builder.solve import SolveOptions
 from llbgen.errors import BuildFailed, UsageError
+from tests.integration.engine_helpers import default_sigint
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +162,8 @@ def test_ctrl_c_during_the_export_leaves_nothing(base_image: str, tmp_path: Path
     out.mkdir()
     dest = out / "dist"
     proc = subprocess.Popen([sys.executable, "-m", "llbgen", "solve", f"{graph}:graph", "--output", f"type=local,dest={dest}",
-                             "--progress", "plain"], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--progress", "plain"], stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while not leftovers(out) and time.monotonic() < deadline and proc.poll() is None:
