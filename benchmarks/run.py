@@ -259,13 +259,8 @@ class Bench:
             manifests = result.get("manifests", {})
             if first.name not in manifests or other.name not in manifests:
                 continue
-            old = {d for d, _ in manifests[first.name]["layers"]}
-            n = len(self.base_manifests[other.base.key].layers)
-            above = manifests[other.name]["layers"][n:]
-            total = sum(size for _, size in above)
-            reused = sum(size for d, size in above if d in old)
-            rows[key] = {"nonbase": total, "reused": reused, "share": reused / total if total else 0.0,
-                         "layers": f"{sum(1 for d, _ in above if d in old)} of {len(above)}"}
+            rows[key] = base_switch_reuse(manifests[first.name]["layers"], manifests[other.name]["layers"],
+                                          self.base_manifests[other.base.key].layers)
         self.results.setdefault("1", {})["sharing"] = rows
         self.emit(report.table(f"Scenario 1: {other.name}'s layers already in {first.name} (from the pushed manifests)",
                                rows, LABELS, [
@@ -327,16 +322,7 @@ class Bench:
                        "load": load}
                 if sb.ok:
                     m = self._push(sb)
-                    base = self.base_manifests[z.base.key]
-                    n = len(base.layers)
-                    on_base = [d for d, _ in m.layers[:n]] == [d for d, _ in base.layers]
-                    above = m.layers[n:]
-                    old = {d for d, _ in first.layers}
-                    reused = sum(s for d, s in above if d in old)
-                    total = sum(s for _, s in above)
-                    row |= {"nonbase": total, "reused": reused, "share": reused / total if total else 0.0,
-                            "layers": f"{sum(1 for d, _ in above if d in old)} of {len(above)}"
-                                      + ("" if on_base else " (base layers not first!)")}
+                    row |= base_switch_reuse(first.layers, m.layers, self.base_manifests[z.base.key].layers)
                     record["base_manifest"] = asdict(m)
                 s2[c.key] = row
                 record["base"] = asdict(sb) | {"log": str(sb.log)}
@@ -489,6 +475,21 @@ class Bench:
         if not self.args.keep_workdir:
             shutil.rmtree(self.workdir / "contexts", ignore_errors=True)
             shutil.rmtree(self.workdir / "bases", ignore_errors=True)
+
+
+def base_switch_reuse(first_layers, layers, base_layers) -> dict[str, object]:
+    """How much of an image's non-base layers (those above ``base_layers``) an earlier image already has.
+
+    Layers are (digest, compressed size) pairs, base first.
+    """
+    on_base = [d for d, _ in layers[:len(base_layers)]] == [d for d, _ in base_layers]
+    above = layers[len(base_layers):]
+    old = {d for d, _ in first_layers}
+    reused = sum(size for d, size in above if d in old)
+    total = sum(size for _, size in above)
+    return {"nonbase": total, "reused": reused, "share": reused / total if total else 0.0,
+            "layers": f"{sum(1 for d, _ in above if d in old)} of {len(above)}"
+                      + ("" if on_base else " (base layers not first!)")}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-
 from llbgen._proto.buildkit import ops_pb2
 from llbgen.llb.metadata import OpMetadata
 from llbgen.llb.vertex import Output, Vertex

@@ -38,11 +38,11 @@ from typing import TypeVar
 import pytest
 
 from tests.conftest import BASE_IMAGE
+from tests.integration.helpers import HOST_CA
 
 pytestmark = pytest.mark.integration
 
 INIT_DIR = Path(__file__).resolve().parents[2] / "init"
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 IMAGE_REPO = "llbgen-test/runtime"
 # The client in /usr/bin first: an older one may sit in /usr/local/bin.
 ENV = {**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")}
