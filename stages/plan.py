@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from llbgen import llb
+from llbgen.fingerprint import with_fingerprint
 from stages.context import StageContext
 from stages.init import InitStage
 from stages.jupyter import JupyterStage
@@ -140,7 +141,7 @@ def layer_plan(ctx: StageContext, merge_supported: bool) -> LayerPlan:
                             _digest(state)))
         image = state
         notice = LINEAR_NOTICE
-    return LayerPlan(layers=tuple(layers), image=with_image_config(image, ctx), base=ctx.base,
+    return LayerPlan(layers=tuple(layers), image=with_fingerprint(with_image_config(image, ctx)), base=ctx.base,
                      merged=merge_supported, notice=notice, notes=tuple(ctx.spec.notes))
 
 

@@ -13,9 +13,9 @@ from types import TracebackType
 from llbgen.builder.address import BuilderAddress, resolve_builder_address
 from llbgen.builder.capabilities import BuilderInfo, inspect_builder
 from llbgen.builder.connection import BuilderConnection
-from llbgen.builder.resolve import resolve_image
+from llbgen.builder.resolve import image_state, resolve_image
 from llbgen.builder.solve import SolveOptions, SolveResult, solve
-from llbgen.llb import Platform, State, image, marshal
+from llbgen.llb import Platform, State, marshal
 
 
 class Builder:
@@ -51,9 +51,8 @@ class Builder:
 
     def resolve(self, ref: str, *, platform: Platform | None = None) -> State:
         """The base image ``ref`` pinned to the digest the builder resolves, inheriting its config."""
-        resolved = resolve_image(self.connection, ref, platform=platform, image_store=self.info.image_store)
-        plat = platform or Platform(resolved.config.get("os", "linux"), resolved.config.get("architecture", "amd64"))
-        return image(ref, platform=plat, digest=resolved.digest, config=resolved.config)
+        return image_state(resolve_image(self.connection, ref, platform=platform, image_store=self.info.image_store),
+                           platform)
 
     def solve(self, state: State, options: SolveOptions) -> SolveResult:
         """Marshal ``state`` and solve it; the exported image gets the state's image config."""

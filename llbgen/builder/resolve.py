@@ -13,12 +13,14 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llbgen.builder.connection import BuilderConnection
 from llbgen.errors import UsageError
 from llbgen.llb.source import normalize_image_ref
 
 if TYPE_CHECKING:
+    from llbgen.builder.connection import BuilderConnection
+    from llbgen.builder.engine_api import EngineAPI
     from llbgen.builder.session import Session
+    from llbgen.llb import State
     from llbgen.llb.platform import Platform
 
 
@@ -28,6 +30,14 @@ class ResolvedImage:
     # "" when the builder has no manifest digest to pin to (see _classic_store_digest).
     digest: str
     config: dict[str, Any]
+
+
+def image_state(resolved: ResolvedImage, platform: Platform | None = None) -> State:
+    """The base image as a State: pinned to the resolved digest, inheriting its config."""
+    from llbgen.llb import Platform, image
+
+    plat = platform or Platform(resolved.config.get("os", "linux"), resolved.config.get("architecture", "amd64"))
+    return image(resolved.ref, platform=plat, digest=resolved.digest, config=resolved.config)
 
 
 def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | None = None,
@@ -71,12 +81,18 @@ def _record_with_buildkit(conn: BuilderConnection, normalized: str, platform: Pl
 
 
 def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
-    """The image as the engine's store has it and whether that is the containerd store; None when absent."""
     from llbgen.builder.docker_relay import docker_ssl_context
-    from llbgen.builder.engine_api import EngineAPI, EngineAPIError
+    from llbgen.builder.engine_api import EngineAPI
 
     assert conn.docker_host is not None
-    api = EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address))
+    return resolve_in_engine_store(EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address)),
+                                   ref, image_store)
+
+
+def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
+    """The image as the engine's store has it and whether that is the containerd store; None when absent."""
+    from llbgen.builder.engine_api import EngineAPIError
+
     try:
         attrs = api.inspect_image(ref)
         if attrs is None:
@@ -84,7 +100,7 @@ def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | N
         if image_store in ("containerd", "classic"):
             containerd_store = image_store == "containerd"
         else:
-            containerd_store = _uses_containerd_store(api.info())
+            containerd_store = uses_containerd_store(api.info())
     except EngineAPIError as err:
         raise UsageError(f"cannot inspect base image {ref}: {err}") from None
     # With the containerd image store the image ID is the manifest (or index) digest that
@@ -99,7 +115,7 @@ def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | N
     return ResolvedImage(ref, digest, config), containerd_store
 
 
-def _uses_containerd_store(info: dict[str, Any]) -> bool:
+def uses_containerd_store(info: dict[str, Any]) -> bool:
     """What `docker info` shows: the containerd store reports a snapshotter driver type."""
     return any(
         len(pair) == 2 and pair[0] == "driver-type" and "snapshotter" in str(pair[1])

@@ -73,6 +73,10 @@ if TYPE_CHECKING:
 
 # --- build options -----------------------------------------------------------------------
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the layer plan and exit without building.")]
+AlwaysSolveOpt = Annotated[bool, typer.Option(
+    "--always-solve",
+    help="Solve even when every tag already holds the image this exact graph makes (by default llbgen then "
+         "skips BuildKit and says the image is up to date).")]
 
 PROBE_TIMEOUT = 5.0
 
@@ -120,6 +124,7 @@ def build_command(
     network: NetworkOpt = "default",
     progress: ProgressOpt = "auto",
     dry_run: DryRunOpt = False,
+    always_solve: AlwaysSolveOpt = False,
     tlscacert: TlsCaOpt = None,
     tlscert: TlsCertOpt = None,
     tlskey: TlsKeyOpt = None,
@@ -151,9 +156,12 @@ def build_command(
         _print_plan(resolved, address, tag=tags[0], network=net, cache_from_given=bool(caches_from))
         return
 
-    from llbgen.builder.client import Builder
-
     secrets = stage_secrets(resolved, user_secrets)  # the CA file is read now
+    if not always_solve and _up_to_date(resolved, address, outputs=outputs, caches_to=caches_to, network=net,
+                                        mode=mode):
+        return
+
+    from llbgen.builder.client import Builder
 
     with Builder.connect(address) as b:
 
@@ -167,6 +175,24 @@ def build_command(
                               secrets=secrets, network=net, progress=mode, on_plan=show)  # type: ignore[arg-type]
     if outcome.image_digest:
         typer.echo(outcome.image_digest)
+
+
+def _up_to_date(resolved: ResolvedSpec, address: BuilderAddress, *, outputs, caches_to, network: str,
+                mode: str) -> bool:
+    """Report and return True when the engine already holds this build's image under every tag."""
+    from llbgen.uptodate import check_up_to_date
+
+    done = check_up_to_date(address, resolved, outputs=outputs, cache_to=caches_to, network=network)
+    if done is None:
+        return False
+    if mode != "quiet":
+        _echo_plan(done.plan, err=True)
+        verb = "holds" if len(done.tags) == 1 else "hold"
+        typer.echo(f"llbgen: up to date: {', '.join(done.tags)} already {verb} the image of this exact graph "
+                   f"(build fingerprint {done.fingerprint[:19]}); nothing to solve (--always-solve to solve anyway)",
+                   err=True)
+    typer.echo(done.image_id)
+    return True
 
 
 @app.command("plan")

@@ -33,14 +33,19 @@ def fail(err: LlbgenError) -> None:
     raise typer.Exit(err.exit_code)
 
 
-def _register_subcommands() -> None:
-    from llbgen.cli import commands  # noqa: F401  (registers commands on `app`)
+def _register_subcommands(argv: list[str] | None = None) -> None:
+    from llbgen.cli import commands
+
+    commands.register(sys.argv[1:] if argv is None else argv)
 
 
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line."""
     # grpc's C core logs connection errors to stderr itself; llbgen reports them as one line.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    # No third-party pydantic plugins in llbgen's own models (typer turns them off for its
+    # parameters too); finding them means reading every installed package's entry points.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     _register_subcommands()
     try:
         app()

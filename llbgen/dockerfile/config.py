@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llbgen.dockerfile.text import exec_form, quoted
+from llbgen.fingerprint import FINGERPRINT_LABEL
 from llbgen.llb import State
 from stages.plan import image_path
 from stages.python import PREFIX
@@ -46,7 +47,8 @@ def config_instructions(image: State, base: State) -> list[str]:
         lines.append(f"USER {config['User']}")
     if config.get("ExposedPorts"):
         lines.append("EXPOSE " + " ".join(sorted(config["ExposedPorts"], key=lambda p: int(p.split("/")[0]))))
-    labels = config.get("Labels") or {}
+    # The build fingerprint vouches for llbgen's own graph; a Dockerfile build is another graph.
+    labels = {k: v for k, v in (config.get("Labels") or {}).items() if k != FINGERPRINT_LABEL}
     if labels:
         lines.append("LABEL " + " \\\n      ".join(f"{k}={quoted(v)}" for k, v in sorted(labels.items())))
     if config.get("Entrypoint") is not None:

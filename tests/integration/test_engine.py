@@ -103,7 +103,7 @@ def test_diff_layer_has_the_same_digest_on_two_bases(builder: Builder, base_imag
     other_base = base.file(llb.mkfile("/other-base", 0o644, "b"))
     layer = llb.diff(base, base.run("mkdir -p /opt/layer && echo shared > /opt/layer/f", name="shared layer").root)
     tags = [f"llbgen-test/layer-a:{secrets.token_hex(3)}", f"llbgen-test/layer-b:{secrets.token_hex(3)}"]
-    for tag, b in zip(tags, (base, other_base)):
+    for tag, b in zip(tags, (base, other_base), strict=True):
         builder.solve(llb.merge([b, layer]), quiet(outputs=[Output("moby", {"name": tag})]))
     layers_a = inspect_image(tags[0])["RootFS"]["Layers"]
     layers_b = inspect_image(tags[1])["RootFS"]["Layers"]

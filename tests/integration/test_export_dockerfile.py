@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from llbgen.fingerprint import FINGERPRINT_LABEL
 from tests.integration.conftest import Mirror
 from tests.integration.test_image_build import (
     BUILD_TIMEOUT,
@@ -229,6 +230,8 @@ def test_same_image_config(llbgen_image: Built, dockerfile_image: Built) -> None
     labels_a, labels_b = dict(a.get("Labels") or {}), dict(b.get("Labels") or {})
     # llbgen build resolves the base and records its digest; the export had no builder to ask.
     labels_a.pop("org.opencontainers.image.base.digest", None)
+    # The build fingerprint vouches for llbgen's own graph only.
+    assert labels_a.pop(FINGERPRINT_LABEL, "").startswith("sha256:") and FINGERPRINT_LABEL not in labels_b
     assert labels_a == labels_b
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from llbgen.fingerprint import FINGERPRINT_LABEL
 from tests.integration.conftest import Mirror
 from tests.integration.helpers import HOST_CA, cached_steps, llbgen
 
@@ -59,8 +60,10 @@ def spec_flags(mirror: Mirror, base: str, builder: str) -> list[str]:
     ]
 
 
-def build(mirror: Mirror, base: str, builder: str, tag: str) -> Built:
-    result = llbgen("build", *spec_flags(mirror, base, builder), "--progress", "plain", "-t", tag, timeout=BUILD_TIMEOUT)
+def build(mirror: Mirror, base: str, builder: str, tag: str, *extra: str) -> Built:
+    """``llbgen build`` that always solves (an earlier run's image under ``tag`` would be up to date and show no steps)."""
+    result = llbgen("build", *spec_flags(mirror, base, builder), "--progress", "plain", "-t", tag, "--always-solve",
+                    *extra, timeout=BUILD_TIMEOUT)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"llbgen build -t {tag} failed (exit {result.returncode}):\n{output[-6000:]}"
     return Built(tag, base, output)
@@ -306,3 +309,65 @@ def test_second_base_keeps_cuda_environment(second_image: Built) -> None:
     assert env.get("NVIDIA_REQUIRE_CUDA", "").startswith("cuda>=12.1"), env
     assert env.get("CUDA_VERSION") == "12.1.0"
     assert "/usr/local/cuda/bin" in env["PATH"].split(":") and env["PATH"].startswith("/root/miniconda3/bin:")
+
+
+# --------------------------------------------------------------------------- the up-to-date check
+
+UP_TO_DATE_TAG = "llbgen-test/pytorch:cpu-up-to-date"
+STEP_LINE = re.compile(r"^#\d+ ", re.M)  # a step BuildKit reported: something was solved
+
+
+def build_as_user(mirror: Mirror, base: str, *tags_and_flags: str) -> subprocess.CompletedProcess[str]:
+    """``llbgen build`` as a user runs it: the up-to-date check on."""
+    result = llbgen("build", *spec_flags(mirror, base, base), "--progress", "plain", *tags_and_flags,
+                    timeout=BUILD_TIMEOUT)
+    assert result.returncode == 0, f"llbgen build {tags_and_flags} failed:\n{result.stderr[-6000:]}"
+    return result
+
+
+def printed_digest(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_unchanged_rebuild_is_up_to_date_without_a_solve(cpu_image: Built, mirror: Mirror) -> None:
+    result = build_as_user(mirror, cpu_image.base, "-t", cpu_image.tag)
+    assert f"up to date: {cpu_image.tag} already holds the image" in result.stderr, result.stderr
+    assert not STEP_LINE.search(result.stderr), f"BuildKit was asked to solve:\n{result.stderr[-3000:]}"
+    image = inspect(cpu_image.tag)
+    assert printed_digest(result) == image["Id"]
+    fingerprint = image["Config"]["Labels"][FINGERPRINT_LABEL]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", fingerprint) and f"build fingerprint {fingerprint[:19]}" in result.stderr
+
+
+def test_up_to_date_only_while_every_tag_holds_this_exact_image(cpu_image: Built, mirror: Mirror) -> None:
+    tag, second_tag = UP_TO_DATE_TAG, f"{UP_TO_DATE_TAG}-2"
+    subprocess.run(["docker", "image", "rm", "-f", tag, second_tag], capture_output=True, check=False)
+    try:
+        # A new tag is a new graph (/init/image-info.env names it): solved, all but that file from the cache.
+        first = build_as_user(mirror, cpu_image.base, "-t", tag)
+        assert "up to date" not in first.stderr and STEP_LINE.search(first.stderr)
+        digest = printed_digest(first)
+        assert digest == inspect(tag)["Id"] != inspect(cpu_image.tag)["Id"]
+
+        again = build_as_user(mirror, cpu_image.base, "-t", tag)
+        assert "up to date" in again.stderr and not STEP_LINE.search(again.stderr) and printed_digest(again) == digest
+
+        # --always-solve asks BuildKit anyway: every step cached, the same image.
+        forced = build_as_user(mirror, cpu_image.base, "-t", tag, "--always-solve")
+        assert "up to date" not in forced.stderr and printed_digest(forced) == digest
+        steps = {name: cached for name, cached in cached_steps(forced.stderr).items()
+                 if name.startswith(("os:", "python:", "jupyter:", "torch:"))}
+        assert steps and all(steps.values()), steps
+
+        # A second tag that does not hold the image yet: solved, then both are up to date.
+        both = build_as_user(mirror, cpu_image.base, "-t", tag, "-t", second_tag)
+        assert "up to date" not in both.stderr and printed_digest(both) == digest == inspect(second_tag)["Id"]
+        assert "up to date" in build_as_user(mirror, cpu_image.base, "-t", tag, "-t", second_tag).stderr
+
+        # The tag moved to another image (the base): solved, and the tag holds the build's image again.
+        subprocess.run(["docker", "tag", cpu_image.base, tag], check=True)
+        moved = build_as_user(mirror, cpu_image.base, "-t", tag)
+        assert "up to date" not in moved.stderr and STEP_LINE.search(moved.stderr)
+        assert printed_digest(moved) == digest == inspect(tag)["Id"]
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", tag, second_tag], capture_output=True, check=False)

@@ -21,6 +21,7 @@ from llbgen.dockerfile import render_export
 from llbgen.dockerfile.layout import LAYERS_TOOL, SYNTAX_LINE
 from llbgen.dockerfile.readme import default_lang
 from llbgen.dockerfile.text import arg_defaults, expand_args
+from llbgen.fingerprint import FINGERPRINT_LABEL
 from llbgen.spec import load_spec
 from stages import StageContext, layer_plan
 from stages.init import IMAGE_INFO, read_runtime_files
@@ -222,7 +223,9 @@ def test_image_config_is_with_image_config(ca_file: Path) -> None:
         assert f'{key}="{env[key]}"' in tail
     label_block = tail[tail.index("LABEL "):tail.index("ENTRYPOINT")].replace("\\\n", " ")
     labels = dict(word.split("=", 1) for word in shlex.split(label_block)[1:])
-    assert labels == config["Labels"]
+    # Every label but llbgen's build fingerprint, which vouches only for llbgen's own graph.
+    assert FINGERPRINT_LABEL in config["Labels"] and FINGERPRINT_LABEL not in labels
+    assert labels == {k: v for k, v in config["Labels"].items() if k != FINGERPRINT_LABEL}
     assert SPEC_LABEL in labels and "ca_cert" not in labels[SPEC_LABEL] and "proxy" not in labels[SPEC_LABEL]
 
 

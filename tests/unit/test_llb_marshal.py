@@ -257,7 +257,7 @@ def test_vertex_index_maps_current_and_legacy_digests():
     definition = llb.marshal(st)
     index = definition.vertex_index()
     legacy: dict[str, str] = {}
-    for dt, digest in zip(definition.ops[:-1], definition.digests[:-1]):
+    for dt, digest in zip(definition.ops[:-1], definition.digests[:-1], strict=True):
         op = ops_pb2.Op.FromString(dt)
         assert index.lookup(digest).digest == digest
         for inp in op.inputs:
