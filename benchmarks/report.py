@@ -12,6 +12,11 @@ def seconds(value: object) -> str:
     return f"{value:.1f} s" if isinstance(value, (int, float)) else str(value)
 
 
+def short_seconds(value: object) -> str:
+    """Sub-second times (no-op rebuilds) to the hundredth."""
+    return f"{value:.2f} s" if isinstance(value, (int, float)) else str(value)
+
+
 def size(value: object) -> str:
     if not isinstance(value, (int, float)):
         return str(value)

@@ -40,6 +40,8 @@ BUILD_ID_METADATA = "buildkit-controlapi-buildid"
 # The daemon waits only 3 s for a build to register its bridge (control/gateway), and
 # the Solve RPC may reach it a little after our first bridge call: retry until this.
 REGISTER_TIMEOUT = 15.0
+PING_FIRST_PAUSE = 0.002
+PING_MAX_PAUSE = 0.1
 CALL_TIMEOUT = 60.0
 # Resolving may pull a manifest and config from a registry.
 RESOLVE_TIMEOUT = 300.0
@@ -94,6 +96,7 @@ class GatewayBuild:
         self._bridge = gateway_pb2_grpc.LLBBridgeStub(self.conn.channel)
         self._future = self.conn.control.Solve.future(self.request)
         deadline = time.monotonic() + timeout
+        pause = PING_FIRST_PAUSE
         while True:
             try:
                 pong = self._bridge.Ping(gateway_pb2.PingRequest(), metadata=self.metadata,
@@ -107,7 +110,9 @@ class GatewayBuild:
                     self._future.cancel()
                     raise BuilderUnavailable(f"BuildKit at {self.conn.address} did not start the gateway build: "
                                              f"{describe_rpc_error(err)}") from None
-                time.sleep(0.1)
+                # The bridge usually answers within milliseconds, and every gateway build waits here.
+                time.sleep(pause)
+                pause = min(pause * 2, PING_MAX_PAUSE)
         self.caps = frozenset(cap.ID for cap in pong.FrontendAPICaps if cap.Enabled)
         self.disabled_llb_caps = {cap.ID: cap.DisabledReasonMsg for cap in pong.LLBCaps if not cap.Enabled}
         if "return" not in self.caps:
