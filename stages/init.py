@@ -100,8 +100,9 @@ class InitStage:
         return tuple(sorted((*self.file_outputs(), (IMAGE_INFO, 0o644, self.info_env.encode()))))
 
     def depends_on(self) -> dict[str, str]:
+        # "files": the runtime files layer alone, the same in every image; image-info is its own line.
         digest = hashlib.sha256()
-        for path, mode, data in self.outputs():
+        for path, mode, data in self.file_outputs():
             digest.update(f"{path}\0{mode:o}\0".encode() + hashlib.sha256(data).digest())
         info = dict(self.info)
         return {"files": f"{len(self.files)} files of init/ ({digest.hexdigest()[:12]})",

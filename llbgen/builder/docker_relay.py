@@ -234,10 +234,15 @@ def _read_small_body(sock: socket.socket, head: bytes) -> str:
         body = _recv_exactly(sock, length) if length else b""
     except OSError:
         return ""
+    return engine_error_message(body)
+
+
+def engine_error_message(body: bytes) -> str:
+    """The ``message`` of the engine's JSON error body, else the body's start as text."""
     try:
         return str(json.loads(body).get("message", "")).strip()
     except (ValueError, AttributeError):
-        return body.decode("utf-8", "replace").strip()
+        return body.decode("utf-8", "replace").strip()[:300]
 
 
 def _refusal_message(docker_host: str, path: str, status: int, body: str) -> str:

@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 from urllib.parse import quote
 
-from llbgen.builder.docker_relay import connect_engine
+from llbgen.builder.docker_relay import connect_engine, engine_error_message
 from llbgen.errors import BuilderUnavailable
 
 DEFAULT_TIMEOUT = 30.0
@@ -63,7 +63,7 @@ class EngineAPI:
         finally:
             conn.close()
         if response.status >= 400:
-            raise EngineAPIError(response.status, _error_message(body) or f"HTTP {response.status}")
+            raise EngineAPIError(response.status, engine_error_message(body) or f"HTTP {response.status}")
         try:
             return json.loads(body)
         except ValueError:
@@ -84,9 +84,3 @@ class EngineAPI:
                 return None
             raise
 
-
-def _error_message(body: bytes) -> str:
-    try:
-        return str(json.loads(body).get("message", "")).strip()
-    except (ValueError, AttributeError):
-        return body.decode("utf-8", "replace").strip()[:300]

@@ -496,3 +496,10 @@ def test_wheel_ships_stages_and_init(tmp_path: Path):
                            env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}).stdout.split()
     assert shown[0].startswith(str(target))
     assert shown[1:] == [str(len(read_runtime_files())), "0o755"]
+
+
+def test_init_plan_line_names_the_shared_files_apart_from_image_info():
+    a = plan_for(SEED, image_tag="pytorch:a").layer("init").depends_on
+    b = plan_for(SEED, image_tag="pytorch:b").layer("init").depends_on
+    assert a["files"] == b["files"]  # the runtime files layer is the same in every image
+    assert "pytorch:a" in a["image-info"] and "pytorch:b" in b["image-info"]
