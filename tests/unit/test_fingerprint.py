@@ -90,3 +90,16 @@ def test_a_command_run_imports_only_its_module() -> None:
     assert loaded("versions") == "['llbgen.cli.versions_cmd']"
     everything = str(sorted(f"llbgen.cli.{m}" for m in set(COMMAND_MODULES.values())))
     assert loaded() == everything and loaded("--help") == everything and loaded("no-such-command") == everything
+
+
+def test_the_check_asks_no_engine_when_it_cannot_apply(tmp_path) -> None:
+    from llbgen.builder.address import resolve_builder_address
+    from llbgen.uptodate import check_up_to_date
+
+    spec = load_spec(None, {"torch": "2.3.0", "cuda": "12.1"})
+    nowhere = resolve_builder_address(f"docker://unix://{tmp_path}/no-engine.sock")
+    pushed = [Output("image", {"name": "r/a:1", "push": "true"})]
+    # Reaching the engine would raise BuilderUnavailable: these return before connecting.
+    assert check_up_to_date(nowhere, spec, outputs=pushed, cache_to=[], network="sandbox") is None
+    assert check_up_to_date(resolve_builder_address(f"unix://{tmp_path}/buildkitd.sock"), spec,
+                            outputs=[Output("moby", {"name": "a:1"})], cache_to=[], network="sandbox") is None
