@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from llbgen.fingerprint import fingerprint_of
+
 if TYPE_CHECKING:
     from llbgen.builder.address import BuilderAddress
     from llbgen.builder.engine_api import EngineAPI
@@ -70,17 +72,18 @@ def check_up_to_date(address: BuilderAddress, resolved: ResolvedSpec, *, outputs
     assert address.docker_host is not None
     api = EngineAPI(address.docker_host, ssl_context=docker_ssl_context(address))
     try:
-        if not uses_containerd_store(api.info()):
+        # The tags first: a first build (no such tag) is settled in one read, before any planning.
+        held = _image_held(api, tags)
+        if held is None or not uses_containerd_store(api.info()):
             return None
+        image_id, label = held
         plan = _plan(api, resolved, tag=tags[0], network=network)
-        if plan is None:
-            return None
-        image_id = _image_holding(api, tags, _fingerprint_label(plan.image))
     except (EngineAPIError, UsageError):
         return None  # the build itself reports what is wrong
-    if image_id is None:
+    if plan is None:
         return None
-    return UpToDate(tags, image_id, _fingerprint_label(plan.image), plan)
+    fingerprint = fingerprint_of(plan.image.image_config()["config"])
+    return UpToDate(tags, image_id, fingerprint, plan) if fingerprint == label else None
 
 
 def _plan(api: EngineAPI, resolved: ResolvedSpec, *, tag: str, network: str) -> LayerPlan | None:
@@ -105,20 +108,15 @@ def _local_image(api: EngineAPI, ref: str) -> State | None:
     return image_state(found[0], PLATFORM) if found is not None else None
 
 
-def _image_holding(api: EngineAPI, tags: Sequence[str], fingerprint: str) -> str | None:
-    """The one image ID every tag names, if each is labelled with ``fingerprint``."""
-    from llbgen.fingerprint import fingerprint_of
-
-    ids = set()
+def _image_held(api: EngineAPI, tags: Sequence[str]) -> tuple[str, str] | None:
+    """(image ID, fingerprint label) of the one labelled image every tag names, else None."""
+    held = set()
     for tag in tags:
         attrs = api.inspect_image(tag)
-        if attrs is None or fingerprint_of(attrs.get("Config") or {}) != fingerprint:
+        if attrs is None:
             return None
-        ids.add(attrs.get("Id", ""))
-    return ids.pop() if len(ids) == 1 and "" not in ids else None
-
-
-def _fingerprint_label(image: State) -> str:
-    from llbgen.fingerprint import FINGERPRINT_LABEL
-
-    return dict(image.config.labels)[FINGERPRINT_LABEL]
+        held.add((attrs.get("Id", ""), fingerprint_of(attrs.get("Config") or {})))
+    if len(held) != 1:
+        return None
+    image_id, label = held.pop()
+    return (image_id, label) if image_id and label else None

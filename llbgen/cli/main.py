@@ -33,10 +33,10 @@ def fail(err: LlbgenError) -> None:
     raise typer.Exit(err.exit_code)
 
 
-def _register_subcommands(argv: list[str] | None = None) -> None:
+def _register_subcommands() -> None:
     from llbgen.cli import commands
 
-    commands.register(sys.argv[1:] if argv is None else argv)
+    commands.register(sys.argv[1:])
 
 
 def main() -> None:
