@@ -15,4 +15,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 
-exec .venv/bin/python -m pytest -p no:cacheprovider -q -rfEs "$@"
+LLBGEN_TEST_CLEAN_IMAGES=1 exec .venv/bin/python -m pytest -p no:cacheprovider -q -rfEs "$@"

@@ -70,12 +70,16 @@ KEEP_IMAGES = {"llbgen-test/debian:bookworm", "llbgen-test/cuda-standin:bookworm
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Drop images earlier runs left under fixed test names.
+    """Drop images earlier runs left under fixed test names, when asked (LLBGEN_TEST_CLEAN_IMAGES=1).
 
     Exporting onto a tag that already names another image (or an identical manifest)
     makes Docker 26's containerd store fail the export with "not found" while cleaning
-    up the replaced image; fresh names keep every run independent of the last.
+    up the replaced image; fresh names keep every run independent of the last. Only the
+    README's test command asks for it: a collection, or a second pytest run beside the
+    first, must never remove the images a running test uses.
     """
+    if os.environ.get("LLBGEN_TEST_CLEAN_IMAGES") != "1" or session.config.option.collectonly:
+        return
     try:
         listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
                                 capture_output=True, text=True, timeout=30)
