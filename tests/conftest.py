@@ -3,6 +3,11 @@
 Integration tests need a real BuildKit: the Docker Engine's (started by
 .ci/setup-host.sh) and the local registry on 127.0.0.1:5000. In CI (CI=true)
 a missing daemon is a failure; on a developer machine the tests skip, saying why.
+
+``DOCKER_HOST`` selects the engine every test builds on, as it does for docker and llbgen
+(default: the system engine's socket); scripts/test.sh runs the integration tier a second
+time with it pointed at Debian's newest engine. The other engines some tests need beside
+it (a second containerd-store engine, a classic-store one) are named here once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import urllib.request
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-DOCKER_SOCKET = "/var/run/docker.sock"
+MAIN_ENGINE = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+SECOND_ENGINE = "unix:///var/run/llbgen-second/docker.sock"
+CLASSIC_ENGINE = "unix:///var/run/llbgen-classic/docker.sock"
 REGISTRY = "127.0.0.1:5000"
 BASE_IMAGE = "llbgen-test/debian:bookworm"
 
@@ -29,22 +36,23 @@ def _need(condition: bool, why: str) -> None:
 
 def _docker_ok() -> bool:
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(["docker", "-H", MAIN_ENGINE, "info"], capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
 @pytest.fixture(scope="session")
 def docker_engine() -> str:
-    """The Docker Engine socket, or skip/fail when no engine runs."""
-    _need(os.path.exists(DOCKER_SOCKET) and _docker_ok(), f"no Docker Engine at {DOCKER_SOCKET} (run .ci/setup-host.sh)")
-    return f"unix://{DOCKER_SOCKET}"
+    """The Docker Engine's address (``DOCKER_HOST``), or skip/fail when no engine answers there."""
+    _need(_docker_ok(), f"no Docker Engine at {MAIN_ENGINE} (run .ci/setup-host.sh)")
+    return MAIN_ENGINE
 
 
 @pytest.fixture(scope="session")
 def base_image(docker_engine: str) -> str:
     """A local Debian image made by debootstrap (no registry of images is reachable)."""
-    ok = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode == 0
+    ok = subprocess.run(["docker", "-H", docker_engine, "image", "inspect", BASE_IMAGE],
+                        capture_output=True).returncode == 0
     _need(ok, f"base image {BASE_IMAGE} missing (run .ci/setup-host.sh)")
     return BASE_IMAGE
 
@@ -81,11 +89,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("LLBGEN_TEST_CLEAN_IMAGES") != "1" or session.config.option.collectonly:
         return
     try:
-        listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        listed = subprocess.run(["docker", "-H", MAIN_ENGINE, "images", "--format", "{{.Repository}}:{{.Tag}}"],
                                 capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return
     stale = [name for name in listed.stdout.split()
              if "llbgen-test/" in name and name not in KEEP_IMAGES and not name.endswith(":<none>")]
     for start in range(0, len(stale), 50):
-        subprocess.run(["docker", "image", "rm", "-f", *stale[start:start + 50]], capture_output=True, timeout=300)
+        subprocess.run(["docker", "-H", MAIN_ENGINE, "image", "rm", "-f", *stale[start:start + 50]],
+                       capture_output=True, timeout=300)

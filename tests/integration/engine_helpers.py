@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-DOCKER = ["docker", "-H", "unix:///var/run/docker.sock"]
+from tests.conftest import MAIN_ENGINE
+
+DOCKER = ["docker", "-H", MAIN_ENGINE]
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:

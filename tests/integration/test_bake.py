@@ -29,16 +29,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, MAIN_ENGINE, SECOND_ENGINE
 from tests.integration.conftest import Mirror
 from tests.integration.helpers import HOST_CA, cached_steps, llbgen
 
 pytestmark = pytest.mark.integration
 
-ENGINE_A = "docker://unix:///var/run/docker.sock"
-SECOND_SOCKET = "/var/run/llbgen-second/docker.sock"
-ENGINE_B = f"docker://unix://{SECOND_SOCKET}"
-DOCKER_B = ["docker", "-H", f"unix://{SECOND_SOCKET}"]
+ENGINE_A = f"docker://{MAIN_ENGINE}"
+ENGINE_B = f"docker://{SECOND_ENGINE}"
+DOCKER_B = ["docker", "-H", SECOND_ENGINE]
 CACHE_REPO = "llbgen-test/bake-cache"
 BAKE_TIMEOUT = 1800
 EXPENSIVE = ("os", "python", "jupyter", "torch")
@@ -104,7 +103,7 @@ def second_engine(base_image: str, cuda_standin_base: str) -> str:
     """Builder B with both test bases (copied from the main engine when missing or stale)."""
     ok = subprocess.run([*DOCKER_B, "info"], capture_output=True, timeout=20).returncode == 0
     if not ok:
-        why = f"no second Docker Engine at {SECOND_SOCKET} (run .ci/start-second-dockerd.sh)"
+        why = f"no second Docker Engine at {SECOND_ENGINE} (run .ci/start-second-dockerd.sh)"
         if IN_CI:
             pytest.fail(f"CI requires it: {why}")
         pytest.skip(why)

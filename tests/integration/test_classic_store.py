@@ -9,7 +9,6 @@ which is why solves there run as client-side gateway builds (llbgen/builder/gate
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -29,12 +28,11 @@ from llbgen.builder.session import Session
 from llbgen.builder.solve import SolveOptions
 from llbgen.errors import CapabilityMissing
 from llbgen.llb import Platform
-from tests.conftest import BASE_IMAGE, _need
+from tests.conftest import BASE_IMAGE, CLASSIC_ENGINE, _need
 
 pytestmark = [pytest.mark.integration, pytest.mark.classic]
 
-CLASSIC_SOCKET = "/var/run/llbgen-classic/docker.sock"
-CLASSIC_HOST = f"unix://{CLASSIC_SOCKET}"
+CLASSIC_HOST = CLASSIC_ENGINE
 CLASSIC_BUILDER = f"docker://{CLASSIC_HOST}"
 PLATFORM = Platform("linux", "amd64")
 
@@ -52,10 +50,10 @@ def classic_inspect(name: str) -> dict:
 def classic_engine() -> str:
     """The classic-store engine's address (with the base image loaded), or skip/fail."""
     try:
-        ok = os.path.exists(CLASSIC_SOCKET) and classic_docker("info", check=False).returncode == 0
+        ok = classic_docker("info", check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         ok = False
-    _need(ok, f"no classic-store Docker Engine at {CLASSIC_SOCKET} (run .ci/start-classic-dockerd.sh)")
+    _need(ok, f"no classic-store Docker Engine at {CLASSIC_HOST} (run .ci/start-classic-dockerd.sh)")
     has_base = classic_docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0
     _need(has_base, f"base image {BASE_IMAGE} missing in the classic engine (run .ci/start-classic-dockerd.sh)")
     return CLASSIC_BUILDER

@@ -21,7 +21,15 @@ from llbgen.builder.client import Builder
 from llbgen.builder.options import CacheEntry, Output
 from llbgen.builder.solve import SolveOptions
 from llbgen.errors import CapabilityMissing
-from tests.integration.engine_helpers import default_sigint, docker, inspect_image, oci_blobs, run_in, serve_directory
+from tests.integration.engine_helpers import (
+    DOCKER,
+    default_sigint,
+    docker,
+    inspect_image,
+    oci_blobs,
+    run_in,
+    serve_directory,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,9 +321,8 @@ def test_freshly_imported_base_builds_without_a_registry(builder: Builder, base_
     name = f"llbgen-test/imported:{secrets.token_hex(4)}"
     container = docker("create", base_image, "true").stdout.strip()
     try:
-        export = subprocess.Popen(["docker", "-H", "unix:///var/run/docker.sock", "export", container],
-                                  stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", "unix:///var/run/docker.sock", "import", "-", name], stdin=export.stdout,
+        export = subprocess.Popen([*DOCKER, "export", container], stdout=subprocess.PIPE)
+        subprocess.run([*DOCKER, "import", "-", name], stdin=export.stdout,
                        check=True, capture_output=True, timeout=300)
         export.wait(60)
     finally:
