@@ -5,7 +5,12 @@
 #                                    engine lacks (MergeOp/DiffOp, oci exports, registry cache) and the
 #                                    gateway path that gives its images a config (tests marked classic);
 #   start-extra-dockerd.sh second    a second containerd-store engine: `llbgen bake --builder A --builder B`
-#                                    and the registry-cache handoff between two builders.
+#                                    and the registry-cache handoff between two builders;
+#   start-extra-dockerd.sh current   Debian's newest Docker Engine (sid's docker.io, 28.x, containerd
+#                                    store): the integration tier runs on it too (scripts/test.sh).
+#                                    Its dockerd is unpacked into $CURRENT_ENGINE_DIR (apt-get download
+#                                    + dpkg -x, with an apt configuration of its own), never installed
+#                                    over the system engine; it uses the system containerd and runc.
 #
 # Idempotent: does nothing but check the image store and the test images when that engine
 # already answers. Run as root, after .ci/setup-host.sh started the main engine (the test base
@@ -17,18 +22,19 @@
 #   under its exec root, so the engines never share a containerd or its content;
 # * its own bridge. Never `--bridge none`: stopping such a daemon removed the main
 #   daemon's docker0 here;
-# * --iptables=false: the daemons would otherwise rewrite the same DOCKER* chains.
-#   Containers on its bridge then have no NAT to the outside. Build steps that the tests
-#   run with `--network host` are in the host's network namespace and still reach
-#   127.0.0.1 (the loopback mirrors, the registry); BuildKit's HTTP sources and registry
-#   pulls/pushes are made by the daemon itself, on the host.
+# * --iptables=false: the daemons would otherwise rewrite the same DOCKER* chains. Build steps
+#   on its bridge get their way out from three rules of ours instead (the main engine's
+#   DOCKER-USER chain, which Docker leaves to users, and a MASQUERADE for its subnet), so
+#   they reach PyPI and the apt archive as on the main engine; BuildKit's HTTP sources and
+#   registry pulls/pushes are made by the daemon itself, on the host.
 set -euo pipefail
 
 PROFILE=${1:-}
 case "$PROFILE" in
   classic) BRIDGE=llbgen-br1; BRIDGE_ADDR=172.31.250.1/24; SNAPSHOTTER=false ;;
   second)  BRIDGE=llbgen-br2; BRIDGE_ADDR=172.31.251.1/24; SNAPSHOTTER=true ;;
-  *) echo "usage: $0 classic|second" >&2; exit 2 ;;
+  current) BRIDGE=llbgen-br3; BRIDGE_ADDR=172.31.252.1/24; SNAPSHOTTER=true ;;
+  *) echo "usage: $0 classic|second|current" >&2; exit 2 ;;
 esac
 
 log() { printf '[%s-dockerd] %s\n' "$PROFILE" "$*" >&2; }
@@ -43,10 +49,51 @@ EXEC_ROOT=/var/run/llbgen-$PROFILE-exec
 CONFIG=/etc/llbgen-$PROFILE-daemon.json
 LOG=/var/log/llbgen-$PROFILE-dockerd.log
 MAIN_HOST=unix:///var/run/docker.sock
+DOCKERD=dockerd
+CURRENT_ENGINE_DIR=${CURRENT_ENGINE_DIR:-/var/cache/llbgen-test/docker-current}
 # Copied when the main engine has them (the CUDA stand-in is made by the image tests).
 REQUIRED_IMAGES=(llbgen-test/debian:bookworm)
 OPTIONAL_IMAGES=()
-[ "$PROFILE" = second ] && OPTIONAL_IMAGES=(llbgen-test/cuda-standin:bookworm)
+case "$PROFILE" in second|current) OPTIONAL_IMAGES=(llbgen-test/cuda-standin:bookworm) ;; esac
+
+# Debian's newest docker.io, unpacked once: an apt configuration of its own (sid's package
+# lists under $CURRENT_ENGINE_DIR) so the machine's apt sources and pins are not touched.
+unpack_current_engine() {
+  local dir=$CURRENT_ENGINE_DIR
+  [ -x "$dir/root/usr/sbin/dockerd" ] && return 0
+  log "downloading Debian sid's docker.io into $dir"
+  mkdir -p "$dir/lists/partial" "$dir/download"
+  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main' \
+    > "$dir/sources.list"
+  local apt_opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/no-parts"
+                  -o "Dir::State::Lists=$dir/lists" -o "Dir::Etc::Preferences=/dev/null"
+                  -o "Dir::Etc::PreferencesParts=$dir/no-parts" -o "APT::Sandbox::User=root")
+  mkdir -p "$dir/no-parts"
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$dir/download" && rm -f ./*.deb && apt-get "${apt_opts[@]}" download docker.io)
+  rm -rf "$dir/root.partial" && dpkg -x "$dir"/download/docker.io_*.deb "$dir/root.partial"
+  mv "$dir/root.partial" "$dir/root"
+}
+if [ "$PROFILE" = current ]; then
+  unpack_current_engine
+  # Its own docker-proxy comes first on PATH; containerd and runc are the system's.
+  export PATH="$CURRENT_ENGINE_DIR/root/usr/sbin:$CURRENT_ENGINE_DIR/root/usr/bin:$PATH"
+  DOCKERD="$CURRENT_ENGINE_DIR/root/usr/sbin/dockerd"
+fi
+
+# The way out for build steps on this engine's bridge (see the header). Idempotent.
+allow_bridge_out() {
+  local subnet
+  subnet=$(python3 -c 'import ipaddress, sys; print(ipaddress.ip_interface(sys.argv[1]).network)' "$BRIDGE_ADDR")
+  iptables -N DOCKER-USER 2>/dev/null || true
+  iptables -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -I FORWARD -j DOCKER-USER
+  iptables -C DOCKER-USER -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT 2>/dev/null \
+    || iptables -I DOCKER-USER -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT
+  iptables -C DOCKER-USER -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null \
+    || iptables -I DOCKER-USER -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+  iptables -t nat -C POSTROUTING -s "$subnet" ! -o "$BRIDGE" -j MASQUERADE 2>/dev/null \
+    || iptables -t nat -A POSTROUTING -s "$subnet" ! -o "$BRIDGE" -j MASQUERADE
+}
 
 if ! docker -H "$HOST" info >/dev/null 2>&1; then
   mkdir -p "$RUN_DIR" "$DATA_ROOT" "$EXEC_ROOT"
@@ -65,8 +112,8 @@ if ! docker -H "$HOST" info >/dev/null 2>&1; then
     rm -f "$RUN_DIR/docker.pid" "$SOCK"
   fi
 
-  log "starting dockerd (containerd-snapshotter: $SNAPSHOTTER) on $SOCK"
-  nohup dockerd \
+  log "starting $("$DOCKERD" --version) (containerd-snapshotter: $SNAPSHOTTER) on $SOCK"
+  nohup "$DOCKERD" \
     --config-file "$CONFIG" \
     --data-root "$DATA_ROOT" \
     --exec-root "$EXEC_ROOT" \
@@ -82,6 +129,8 @@ if ! docker -H "$HOST" info >/dev/null 2>&1; then
   done
   docker -H "$HOST" info >/dev/null 2>&1 || { tail -50 "$LOG"; exit 1; }
 fi
+
+allow_bridge_out
 
 driver=$(docker -H "$HOST" info --format '{{.Driver}} {{json .DriverStatus}}')
 case "$SNAPSHOTTER:$driver" in
