@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 import grpc
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from llbgen.builder.connection import BuilderConnection, describe_rpc_error
 from llbgen.errors import BuilderUnavailable, CapabilityMissing
@@ -57,6 +57,16 @@ class BuilderInfo(BaseModel):
     exporters: list[str]
     cache_exporters: list[str]
     cache_importers: list[str]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def buildkit_version_inferred(self) -> str | None:
+        """The BuildKit minor the engine vendors, from its version, when BuildKit's own is not reported."""
+        if self.buildkit_version or not self.engine_version:
+            return None
+        from llbgen.builder.engine_buildkit import inferred_buildkit_version
+
+        return inferred_buildkit_version(self.engine_version)
 
     @property
     def platforms(self) -> list[str]:

@@ -89,7 +89,12 @@ def _print_table(info: BuilderInfo) -> None:
     table.add_column("property", style="bold")
     table.add_column("value")
     table.add_row("address", info.address)
-    table.add_row("BuildKit version", info.buildkit_version or "unknown")
+    if info.buildkit_version:
+        table.add_row("BuildKit version", info.buildkit_version)
+    elif info.buildkit_version_inferred:
+        table.add_row("BuildKit version", f"{info.buildkit_version_inferred}.x (inferred: the engine does not report it)")
+    else:
+        table.add_row("BuildKit version", "unknown")
     if info.engine_version:
         table.add_row("Docker Engine", info.engine_version)
     table.add_row("workers", ", ".join(w.id for w in info.workers) or "none")

@@ -18,6 +18,7 @@ from llbgen.builder.capabilities import SNAPSHOTTER_LABEL, inspect_builder
 from llbgen.builder.connection import BuilderConnection
 from llbgen.builder.docker_relay import DockerGrpcRelay, open_upgraded_socket
 from llbgen.builder.engine_api import EngineAPI, EngineAPIError
+from llbgen.builder.engine_buildkit import ENGINE_BUILDKIT
 from llbgen.errors import BuilderUnavailable, CapabilityMissing
 
 pytestmark = pytest.mark.integration
@@ -90,6 +91,19 @@ def test_inspect_reports_the_containerd_store(connection: BuilderConnection) -> 
     info.require("cache_export:registry")
     with pytest.raises(CapabilityMissing, match="s3"):
         info.require("cache_export:s3")
+
+
+def test_inspect_names_the_engines_buildkit_and_says_when_it_is_inferred(connection: BuilderConnection) -> None:
+    """Distribution-built engines report a placeholder for BuildKit: the version is inferred, and marked so."""
+    info = inspect_builder(connection)
+    assert info.engine_version, "a Docker Engine reports its own version"
+    major, minor = (int(part) for part in info.engine_version.split(".")[:2])
+    if info.buildkit_version:
+        assert info.buildkit_version_inferred is None
+    else:
+        assert info.buildkit_version_inferred == ENGINE_BUILDKIT[(major, minor)]
+        dumped = json.loads(info.model_dump_json())
+        assert dumped["buildkit_version"] is None and dumped["buildkit_version_inferred"] == info.buildkit_version_inferred
 
 
 def test_many_concurrent_rpcs_through_one_relay(docker_engine: str) -> None:
