@@ -16,8 +16,14 @@ from typing import IO
 
 import grpc
 
+from llbgen.builder.address import BuilderAddress
 from llbgen.builder.capabilities import BuilderInfo
-from llbgen.builder.connection import BuilderConnection, describe_rpc_error
+from llbgen.builder.connection import (
+    BuilderConnection,
+    describe_rpc_error,
+    freeze_detection_seconds,
+    is_keepalive_timeout,
+)
 from llbgen.builder.options import CacheEntry, Output
 from llbgen.builder.progress import BuildSummary, ProgressMode, VertexState, format_failure, make_renderer
 from llbgen.errors import BuilderUnavailable, BuildFailed, Cancelled, CapabilityMissing, UsageError
@@ -171,7 +177,7 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
             raise Cancelled("build cancelled") from None
         except grpc.RpcError as err:
             status_done.wait(10)
-            raise _build_error(err, renderer, str(conn.address)) from None
+            raise _build_error(err, renderer, conn.address) from None
         status_done.wait(30)
     recorder = renderer.recorder
     return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary())
@@ -197,10 +203,14 @@ def _wait(future: grpc.Future):
             continue
 
 
-def _build_error(err: grpc.RpcError, renderer, address: str) -> BuildFailed | BuilderUnavailable:
+def _build_error(err: grpc.RpcError, renderer, address: BuilderAddress) -> BuildFailed | BuilderUnavailable:
     failure = format_failure(renderer.recorder)
     if failure:
         return BuildFailed(failure)
+    if err.code() == grpc.StatusCode.UNAVAILABLE and is_keepalive_timeout(err):
+        return BuilderUnavailable(f"BuildKit at {address} stopped answering during the build (no reply to "
+                                  f"keepalive pings; noticed within {freeze_detection_seconds(address):g}s): "
+                                  "is the daemon or its host hung? the build's state there is unknown")
     if err.code() == grpc.StatusCode.UNAVAILABLE:
         return BuilderUnavailable(f"lost the connection to BuildKit at {address} during the build: "
                                   f"{describe_rpc_error(err)}")
