@@ -24,6 +24,7 @@ from llbgen.builder.connection import (
     freeze_detection_seconds,
     is_keepalive_timeout,
 )
+from llbgen.builder.engine_load import EngineImageLoad, local_engine
 from llbgen.builder.options import CacheEntry, Output
 from llbgen.builder.progress import BuildSummary, ProgressMode, VertexState, format_failure, make_renderer
 from llbgen.errors import BuilderUnavailable, BuildFailed, Cancelled, CapabilityMissing, UsageError
@@ -54,6 +55,8 @@ class SolveResult:
     # Every step the builder reported, in first-seen order, and their totals.
     vertices: tuple[VertexState, ...] = ()
     summary: BuildSummary | None = None
+    # What the local Docker Engine said it loaded (``--load`` with a standalone buildkitd).
+    loaded_images: tuple[str, ...] = ()
 
     @property
     def image_digest(self) -> str | None:
@@ -68,8 +71,9 @@ def exporter_for(output: Output, info: BuilderInfo) -> tuple[str, dict[str, str]
         # The engine's exporter stores into its own image store (and pushes when asked).
         kind = "moby"
     if kind == "moby" and info.kind != "docker":
-        raise UsageError("--load / type=moby needs the Docker Engine builder; use --output type=image,push=true "
-                         "or type=docker,dest=FILE with a standalone buildkitd")
+        raise UsageError("type=moby needs the Docker Engine builder; with a standalone buildkitd use --load "
+                         "(the image is streamed into the local Docker Engine), --output type=image,push=true "
+                         "or type=docker,dest=FILE")
     wanted = "image" if kind == "moby" else kind
     if kind not in info.exporters and not (kind == "moby" and "moby" in info.exporters):
         raise CapabilityMissing(f"builder {info.address} has no {wanted!r} exporter "
@@ -114,13 +118,17 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
     check_graph_support(definition, info)
     check_cache_support(options, info)
     exporters: list[control_pb2.Exporter] = []
-    file_outputs: dict[int, Path] = {}
+    file_outputs: dict[int, Path | EngineImageLoad] = {}
+    loads: dict[int, EngineImageLoad] = {}
     dir_outputs: dict[int, Path] = {}
     for index, output in enumerate(options.outputs):
         kind, attrs = exporter_for(output, info)
         if options.image_config is not None and kind in ("moby", "image", "docker", "oci"):
             attrs.setdefault("containerimage.config", json.dumps(options.image_config, sort_keys=True))
-        if output.dest is not None:
+        if output.load:
+            loads[index] = EngineImageLoad(local_engine())
+            file_outputs[index] = loads[index]
+        elif output.dest is not None:
             (dir_outputs if kind == "local" else file_outputs)[index] = output.dest
         exporters.append(control_pb2.Exporter(Type=kind, Attrs=attrs))
 
@@ -180,7 +188,8 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
             raise _build_error(err, renderer, conn.address) from None
         status_done.wait(30)
     recorder = renderer.recorder
-    return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary())
+    return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary(),
+                       loaded_images=tuple(name for load in loads.values() for name in load.loaded))
 
 
 def _start_gateway_solve(conn: BuilderConnection, request, definition: Definition,

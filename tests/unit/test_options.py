@@ -66,6 +66,14 @@ def test_plan_outputs_defaults():
         plan_outputs(outputs=None, tags=None, load=False, push=False, docker_builder=False)
 
 
+def test_load_with_a_standalone_builder_streams_a_docker_tarball_into_the_engine():
+    # Not the `image` exporter: that keeps the image inside buildkitd, where --load never reaches Docker.
+    assert plan_outputs(outputs=None, tags=["a:1"], load=True, push=False, docker_builder=False) == [
+        Output("docker", {"name": "a:1"}, load=True)]
+    assert plan_outputs(outputs=None, tags=["r/a:1"], load=True, push=True, docker_builder=False) == [
+        Output("docker", {"name": "r/a:1"}, load=True), Output("image", {"name": "r/a:1", "push": "true"})]
+
+
 @pytest.mark.parametrize(
     "args",
     [
