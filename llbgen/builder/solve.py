@@ -132,6 +132,12 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
             (dir_outputs if kind == "local" else file_outputs)[index] = output.dest
         exporters.append(control_pb2.Exporter(Type=kind, Attrs=attrs))
 
+    if len(exporters) > 1 and not info.multiple_exporters:
+        # Such a daemon reads only the single legacy exporter field: the rest would be dropped silently.
+        raise CapabilityMissing(f"BuildKit at {info.address} takes one output per build (it lacks the "
+                                "'exporter.multiple' cap of BuildKit 0.13+): give one of --load, --push, --output, "
+                                "or upgrade it")
+
     ref = random.token_hex(13)
     request = control_pb2.SolveRequest(
         Ref=ref,
