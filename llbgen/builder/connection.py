@@ -72,7 +72,7 @@ def _keepalive(address: BuilderAddress) -> list[tuple[str, int]]:
 
 
 def freeze_detection_seconds(address: BuilderAddress) -> float:
-    """At most how long a builder that stops answering mid-call goes unnoticed (README: "hung builder")."""
+    """At most how long a builder that stops answering mid-call goes unnoticed (the bound the README states)."""
     options = dict(_keepalive(address))
     return (options["grpc.keepalive_time_ms"] + options["grpc.http2.ping_timeout_ms"]) / 1000
 

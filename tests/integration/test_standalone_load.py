@@ -82,3 +82,15 @@ def test_load_without_a_local_engine_refuses_before_building(unix_address: str, 
     assert missing in proc.stderr and "--output type=oci,dest=FILE" in proc.stderr and "--push" in proc.stderr
     assert f"mark {marker}" not in proc.stderr  # nothing was built
     assert time.monotonic() - started < 30
+
+
+def test_an_engine_that_rejects_the_tarball_fails_the_load_in_one_line(docker_engine: str) -> None:
+    from llbgen.builder.engine_load import EngineImageLoad, EngineLoadFailed, local_engine
+
+    load = EngineImageLoad(local_engine({"DOCKER_HOST": docker_engine})).start()
+    load.write(b"this is not a tar archive\n" * 1000)
+    with pytest.raises(EngineLoadFailed) as err:
+        load.finish()
+    message = str(err.value)
+    assert message.startswith(f"the Docker Engine at {docker_engine} did not load the image: "), message
+    assert "\n" not in message
