@@ -45,10 +45,13 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #   5 s over this same connection (Control.Session; session/grpc.go), so a ping every 20 s,
 #   only during calls, never strikes; a call without a session (DiskUsage) would need
 #   80 s of server silence to.
+# How long a ping's ack may take. Generous: on a loaded host (dockerd or llbgen's relay
+# starved of CPU) acks took over 5 s, and a false "stopped answering" kills a healthy build.
+ACK_TIMEOUT_MS = 20_000
 FAST_KEEPALIVE: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.http2.ping_timeout_ms", 5_000),
+    ("grpc.keepalive_timeout_ms", ACK_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", ACK_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     # Without this grpc-core stops pinging after 2 pings with no data sent, which would
     # switch keepalive off during a long, quiet build step.
@@ -56,8 +59,8 @@ FAST_KEEPALIVE: list[tuple[str, int]] = [
 ]
 POLITE_KEEPALIVE: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.ping_timeout_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", ACK_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", ACK_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
 ]
