@@ -47,7 +47,7 @@ def require_local_engine(builder: str, env: Mapping[str, str] | None = None) -> 
     try:
         engine.version()
     except Exception as err:  # noqa: BLE001 - unreachable, error status, odd reply: all mean "no engine to load into"
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = _short_reason(err, engine.docker_host)
         raise UsageError(f"--load with the builder {builder} loads the image into the local Docker Engine, "
                          f"but none answers at {engine.docker_host} ({reason}); {NO_ENGINE_FIX}") from None
     return engine
@@ -118,6 +118,15 @@ class EngineImageLoad:
     def _broken(self, err: BaseException) -> EngineLoadFailed:
         return EngineLoadFailed(f"the Docker Engine at {self.engine.docker_host} broke off the image load: "
                                 f"{' '.join(str(err).split()) or type(err).__name__}")
+
+
+def _short_reason(err: BaseException, docker_host: str) -> str:
+    """"no such file or directory" out of "cannot reach the Docker Engine at X: no such file or directory; hint"."""
+    text = " ".join(str(err).split())
+    prefix = f"cannot reach the Docker Engine at {docker_host}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):].split("; ", 1)[0]
+    return text or type(err).__name__
 
 
 def _json_messages(body: bytes) -> list[dict]:
