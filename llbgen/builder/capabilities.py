@@ -5,6 +5,9 @@ Engine's BuildKit differs by image store. With the classic (graphdriver) store i
 disables MergeOp/DiffOp, exports only moby/local/tar and caches only inline; with the
 containerd image store it is close to a standalone buildkitd. The image store shows
 in the worker label ``org.mobyproject.buildkit.worker.snapshotter`` (what buildx checks).
+A builder on a plain gRPC address may be any BuildKit, old or trimmed: what its gateway's
+capability list can tell (daemon_caps.py) replaces the profile's guess, and
+``BuilderInfo.sources`` records for each field whether it was asked or assumed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ import grpc
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from llbgen.builder.connection import BuilderConnection, describe_rpc_error
+from llbgen.builder.daemon_caps import (
+    CACHE_BACKEND_CAPS,
+    CAP_DIFF_OP,
+    CAP_MERGE_OP,
+    CAP_MULTIPLE_EXPORTERS,
+    DaemonCaps,
+    ask_daemon_caps,
+)
 from llbgen.errors import BuilderUnavailable, CapabilityMissing
 
 SNAPSHOTTER_LABEL = "org.mobyproject.buildkit.worker.snapshotter"
@@ -57,6 +68,11 @@ class BuilderInfo(BaseModel):
     exporters: list[str]
     cache_exporters: list[str]
     cache_importers: list[str]
+    # Several exporters in one solve (BuildKit >= 0.13, LLB cap ``exporter.multiple``).
+    multiple_exporters: bool = True
+    # Per capability field: how it was learned, "asked: ..." (the daemon said so) or
+    # "assumed: ..." (a profile of what such a daemon has; BuildKit publishes no list).
+    sources: dict[str, str] = {}
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -155,6 +171,12 @@ def inspect_builder(
         )
     else:
         store = "n/a"
+    profile = _profile("docker" if engine else address.kind, store)
+    if address.kind == "docker":
+        sources = dict(ENGINE_SOURCES)
+    else:
+        # A buildkitd (or anything behind a plain gRPC address) is asked, not trusted to be recent and complete.
+        profile, sources = with_asked_caps(profile, ask_daemon_caps(conn), engine=engine)
     return BuilderInfo(
         address=str(address),
         kind=address.kind,
@@ -162,8 +184,45 @@ def inspect_builder(
         engine_version=_engine_version(conn),
         workers=workers,
         image_store=store,
-        **_profile("docker" if engine else address.kind, store),  # type: ignore[arg-type]
+        sources=sources,
+        **profile,  # type: ignore[arg-type]
     )
+
+
+ASKED_LLB_CAPS = "asked: the gateway's LLB caps"
+ENGINE_SOURCES = {
+    "image_store": "asked: worker label " + SNAPSHOTTER_LABEL,
+    "merge_op": "assumed: from the image store",
+    "diff_op": "assumed: from the image store",
+    "direct_push": "assumed: from the image store",
+    "exporters": "assumed: the Docker Engine's exporters for its image store; BuildKit lists none",
+    "cache_exporters": "assumed: the Docker Engine's cache backends for its image store",
+    "cache_importers": "assumed: the Docker Engine's cache backends for its image store",
+    "multiple_exporters": "assumed",
+}
+
+
+def with_asked_caps(profile: dict[str, object], caps: DaemonCaps, *,
+                    engine: bool) -> tuple[dict[str, object], dict[str, str]]:
+    """``profile`` corrected by what the daemon's gateway said, and where each field came from."""
+    profile = dict(profile)
+    profile["merge_op"] = caps.has(CAP_MERGE_OP)
+    profile["diff_op"] = caps.has(CAP_DIFF_OP)
+    profile["multiple_exporters"] = caps.has(CAP_MULTIPLE_EXPORTERS)
+    sources = {"merge_op": ASKED_LLB_CAPS, "diff_op": ASKED_LLB_CAPS, "multiple_exporters": ASKED_LLB_CAPS}
+    if engine:
+        # An engine's LLB caps list cache.s3/azblob it never registered: keep its own profile.
+        sources.update({key: ENGINE_SOURCES[key] for key in
+                        ("image_store", "direct_push", "exporters", "cache_exporters", "cache_importers")})
+        return profile, sources
+    for key in ("cache_exporters", "cache_importers"):
+        profile[key] = [name for name in profile[key]  # type: ignore[attr-defined]
+                        if name not in CACHE_BACKEND_CAPS or caps.has(CACHE_BACKEND_CAPS[name])]
+        sources[key] = (f"asked: {'/'.join(CACHE_BACKEND_CAPS)} from the gateway's LLB caps; "
+                        "registry, inline, local assumed (every BuildKit has them)")
+    sources["exporters"] = "assumed: BuildKit's built-in exporters; the daemon lists none"
+    sources["direct_push"] = "assumed: the image exporter pushes"
+    return profile, sources
 
 
 def _is_engine(workers: list[WorkerInfo]) -> bool:

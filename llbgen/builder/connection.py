@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 # BuildKit's Go client and dockerd's /grpc server both use containerd's 16 MiB limits;
 # grpcio's default 4 MiB receive limit would reject large Status/DiskUsage replies.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-# Keepalive, so a builder that vanished mid-build (host down, network cut) is noticed
-# within seconds. (A daemon process that exits closes its socket; gRPC sees that at once.)
+# Keepalive, so a builder that vanished or froze mid-build (host down, network cut, daemon
+# hung with its socket open) is noticed within a bounded time: an unanswered ping ends
+# every call on the connection. (A daemon process that exits closes its socket; gRPC sees
+# that at once.) grpcio >= 1.5x times a keepalive ping out after grpc.http2.ping_timeout_ms
+# (default 1 min), not only keepalive_timeout_ms, so both are set.
 #
 # The ping rate must stay within what the server tolerates, or the server answers
 # GOAWAY "too_many_pings" and drops the connection — killing a quiet, long build step:
@@ -36,18 +39,28 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #   answers every ping and enforces nothing: ping every 10 s (tested idle for minutes).
 # * standalone buildkitd uses grpc-go's native transport with the default enforcement
 #   policy (MinTime 5 min, no pings without active calls; cmd/buildkitd sets no keepalive
-#   options up to v0.32): ping at most every 5 min, only during calls.
+#   options up to v0.32). grpc-go counts a "strike" only for a ping that follows the last
+#   one by less than MinTime with nothing sent by the server in between, and drops the
+#   connection after 3 strikes. During a build the daemon health-checks our session every
+#   5 s over this same connection (Control.Session; session/grpc.go), so a ping every 20 s,
+#   only during calls, never strikes; a call without a session (DiskUsage) would need
+#   80 s of server silence to.
+# How long a ping's ack may take. Generous: on a loaded host (dockerd or llbgen's relay
+# starved of CPU) acks took over 5 s, and a false "stopped answering" kills a healthy build.
+ACK_TIMEOUT_MS = 20_000
 FAST_KEEPALIVE: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_timeout_ms", ACK_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", ACK_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     # Without this grpc-core stops pinging after 2 pings with no data sent, which would
     # switch keepalive off during a long, quiet build step.
     ("grpc.http2.max_pings_without_data", 0),
 ]
 POLITE_KEEPALIVE: list[tuple[str, int]] = [
-    ("grpc.keepalive_time_ms", 310_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", ACK_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", ACK_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
 ]
@@ -57,10 +70,19 @@ MESSAGE_LIMITS: list[tuple[str, int]] = [
 ]
 
 
+def _keepalive(address: BuilderAddress) -> list[tuple[str, int]]:
+    return FAST_KEEPALIVE if address.kind == "docker" else POLITE_KEEPALIVE
+
+
+def freeze_detection_seconds(address: BuilderAddress) -> float:
+    """At most how long a builder that stops answering mid-call goes unnoticed (the bound the README states)."""
+    options = dict(_keepalive(address))
+    return (options["grpc.keepalive_time_ms"] + options["grpc.http2.ping_timeout_ms"]) / 1000
+
+
 def channel_options(address: BuilderAddress) -> list[tuple[str, int | str]]:
     """gRPC channel options for this kind of builder (see the keepalive notes above)."""
-    keepalive = FAST_KEEPALIVE if address.kind == "docker" else POLITE_KEEPALIVE
-    options: list[tuple[str, int | str]] = [*MESSAGE_LIMITS, *keepalive]
+    options: list[tuple[str, int | str]] = [*MESSAGE_LIMITS, *_keepalive(address)]
     if address.kind == "tcp" and address.tls_server_name:
         options.append(("grpc.ssl_target_name_override", address.tls_server_name))
     return options
@@ -243,6 +265,12 @@ def describe_rpc_error(err: grpc.RpcError) -> str:
         return last[:1].lower() + last[1:]
     name = code.name.lower().replace("_", " ") if code is not None else "error"
     return f"{name}: {details}" if details else name
+
+
+def is_keepalive_timeout(err: grpc.RpcError) -> bool:
+    """The connection was dropped because the peer stopped acknowledging HTTP/2 pings."""
+    details = (err.details() if isinstance(err, grpc.Call) else str(err)) or ""
+    return "ping timeout" in details or "keepalive watchdog timeout" in details
 
 
 def _tls_failure(details: str) -> str | None:

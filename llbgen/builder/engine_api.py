@@ -49,6 +49,10 @@ class EngineAPI:
         self._ssl_context = ssl_context
         self._timeout = timeout
 
+    def connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
+        """A fresh HTTP connection to the engine, for a call that is not a plain JSON GET."""
+        return _EngineConnection(self.docker_host, self._ssl_context, self._timeout if timeout is None else timeout)
+
     def get(self, path: str) -> Any:
         """``GET path`` as JSON. Raises ``EngineAPIError`` for error statuses, ``BuilderUnavailable`` when unreachable."""
         conn = _EngineConnection(self.docker_host, self._ssl_context, self._timeout)

@@ -71,6 +71,8 @@ class GatewayBuild:
         self.request = request
         self.ref = request.Ref
         self.caps: frozenset[str] = frozenset()
+        # LLB caps the daemon has and enabled (an old daemon lacks newer ones altogether).
+        self.llb_caps: frozenset[str] = frozenset()
         # LLB caps the daemon disabled, with its reason (e.g. mergeop on the classic store).
         self.disabled_llb_caps: dict[str, str] = {}
         self._future: grpc.Future | None = None
@@ -114,6 +116,7 @@ class GatewayBuild:
                 time.sleep(pause)
                 pause = min(pause * 2, PING_MAX_PAUSE)
         self.caps = frozenset(cap.ID for cap in pong.FrontendAPICaps if cap.Enabled)
+        self.llb_caps = frozenset(cap.ID for cap in pong.LLBCaps if cap.Enabled)
         self.disabled_llb_caps = {cap.ID: cap.DisabledReasonMsg for cap in pong.LLBCaps if not cap.Enabled}
         if "return" not in self.caps:
             self._future.cancel()

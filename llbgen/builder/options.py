@@ -43,6 +43,8 @@ class Output:
     type: str
     attrs: dict[str, str] = field(default_factory=dict)
     dest: Path | None = None
+    # A ``docker`` tarball streamed into the local Docker Engine (``--load`` with a standalone buildkitd).
+    load: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Output:

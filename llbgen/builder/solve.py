@@ -16,8 +16,15 @@ from typing import IO
 
 import grpc
 
+from llbgen.builder.address import BuilderAddress
 from llbgen.builder.capabilities import BuilderInfo
-from llbgen.builder.connection import BuilderConnection, describe_rpc_error
+from llbgen.builder.connection import (
+    BuilderConnection,
+    describe_rpc_error,
+    freeze_detection_seconds,
+    is_keepalive_timeout,
+)
+from llbgen.builder.engine_load import EngineImageLoad, local_engine
 from llbgen.builder.options import CacheEntry, Output
 from llbgen.builder.progress import BuildSummary, ProgressMode, VertexState, format_failure, make_renderer
 from llbgen.errors import BuilderUnavailable, BuildFailed, Cancelled, CapabilityMissing, UsageError
@@ -48,6 +55,8 @@ class SolveResult:
     # Every step the builder reported, in first-seen order, and their totals.
     vertices: tuple[VertexState, ...] = ()
     summary: BuildSummary | None = None
+    # What the local Docker Engine said it loaded (``--load`` with a standalone buildkitd).
+    loaded_images: tuple[str, ...] = ()
 
     @property
     def image_digest(self) -> str | None:
@@ -62,8 +71,9 @@ def exporter_for(output: Output, info: BuilderInfo) -> tuple[str, dict[str, str]
         # The engine's exporter stores into its own image store (and pushes when asked).
         kind = "moby"
     if kind == "moby" and info.kind != "docker":
-        raise UsageError("--load / type=moby needs the Docker Engine builder; use --output type=image,push=true "
-                         "or type=docker,dest=FILE with a standalone buildkitd")
+        raise UsageError("type=moby needs the Docker Engine builder; with a standalone buildkitd use --load "
+                         "(the image is streamed into the local Docker Engine), --output type=image,push=true "
+                         "or type=docker,dest=FILE")
     wanted = "image" if kind == "moby" else kind
     if kind not in info.exporters and not (kind == "moby" and "moby" in info.exporters):
         raise CapabilityMissing(f"builder {info.address} has no {wanted!r} exporter "
@@ -108,15 +118,25 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
     check_graph_support(definition, info)
     check_cache_support(options, info)
     exporters: list[control_pb2.Exporter] = []
-    file_outputs: dict[int, Path] = {}
+    file_outputs: dict[int, Path | EngineImageLoad] = {}
+    loads: dict[int, EngineImageLoad] = {}
     dir_outputs: dict[int, Path] = {}
     for index, output in enumerate(options.outputs):
         kind, attrs = exporter_for(output, info)
         if options.image_config is not None and kind in ("moby", "image", "docker", "oci"):
             attrs.setdefault("containerimage.config", json.dumps(options.image_config, sort_keys=True))
-        if output.dest is not None:
+        if output.load:
+            loads[index] = EngineImageLoad(local_engine())
+            file_outputs[index] = loads[index]
+        elif output.dest is not None:
             (dir_outputs if kind == "local" else file_outputs)[index] = output.dest
         exporters.append(control_pb2.Exporter(Type=kind, Attrs=attrs))
+
+    if len(exporters) > 1 and not info.multiple_exporters:
+        # Such a daemon reads only the single legacy exporter field: the rest would be dropped silently.
+        raise CapabilityMissing(f"BuildKit at {info.address} takes one output per build (it lacks the "
+                                "'exporter.multiple' cap of BuildKit 0.13+): give one of --load, --push, --output, "
+                                "or upgrade it")
 
     ref = random.token_hex(13)
     request = control_pb2.SolveRequest(
@@ -171,10 +191,11 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
             raise Cancelled("build cancelled") from None
         except grpc.RpcError as err:
             status_done.wait(10)
-            raise _build_error(err, renderer, str(conn.address)) from None
+            raise _build_error(err, renderer, conn.address) from None
         status_done.wait(30)
     recorder = renderer.recorder
-    return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary())
+    return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary(),
+                       loaded_images=tuple(name for load in loads.values() for name in load.loaded))
 
 
 def _start_gateway_solve(conn: BuilderConnection, request, definition: Definition,
@@ -197,10 +218,14 @@ def _wait(future: grpc.Future):
             continue
 
 
-def _build_error(err: grpc.RpcError, renderer, address: str) -> BuildFailed | BuilderUnavailable:
+def _build_error(err: grpc.RpcError, renderer, address: BuilderAddress) -> BuildFailed | BuilderUnavailable:
     failure = format_failure(renderer.recorder)
     if failure:
         return BuildFailed(failure)
+    if err.code() == grpc.StatusCode.UNAVAILABLE and is_keepalive_timeout(err):
+        return BuilderUnavailable(f"BuildKit at {address} stopped answering during the build (no reply to "
+                                  f"keepalive pings; noticed within {freeze_detection_seconds(address):g}s): "
+                                  "is the daemon or its host hung? the build's state there is unknown")
     if err.code() == grpc.StatusCode.UNAVAILABLE:
         return BuilderUnavailable(f"lost the connection to BuildKit at {address} during the build: "
                                   f"{describe_rpc_error(err)}")

@@ -116,6 +116,11 @@ def _check_outputs(variants, addresses, *, push: bool, load: bool) -> None:
                 plan_outputs(outputs=None, tags=list(v.tags), load=load, push=push, docker_builder=kind == "docker")
             except UsageError as err:
                 raise UsageError(f"{v.name}: {err}") from None
+    standalone = [a for a in addresses if a.kind != "docker"]
+    if load and standalone:
+        from llbgen.builder.engine_load import require_local_engine
+
+        require_local_engine(str(standalone[0]))
 
 
 def _build(variants, addresses, *, push, load, network, parallel, mode, user_secrets):

@@ -28,6 +28,7 @@ from llbgen.cli.common import (
     TlsKeyOpt,
     TlsNameOpt,
     check_progress,
+    echo_loaded,
     plan_outputs,
 )
 from llbgen.cli.main import app
@@ -156,6 +157,10 @@ def build_command(
         _print_plan(resolved, address, tag=tags[0], network=net, cache_from_given=bool(caches_from))
         return
 
+    if any(o.load for o in outputs):
+        from llbgen.builder.engine_load import require_local_engine
+
+        require_local_engine(str(address))
     secrets = stage_secrets(resolved, user_secrets)  # the CA file is read now
     if not always_solve and _up_to_date(resolved, address, outputs=outputs, caches_to=caches_to, network=net,
                                         mode=mode):
@@ -173,6 +178,8 @@ def build_command(
 
         outcome = build_image(b, resolved, tags=tags, outputs=outputs, cache_to=caches_to, cache_from=caches_from,
                               secrets=secrets, network=net, progress=mode, on_plan=show)  # type: ignore[arg-type]
+    if mode != "quiet":
+        echo_loaded(outcome.result.loaded_images)
     if outcome.image_digest:
         typer.echo(outcome.image_digest)
 

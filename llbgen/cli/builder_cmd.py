@@ -80,6 +80,7 @@ def inspect(
 
 def _print_table(info: BuilderInfo) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     def yes_no(flag: bool) -> str:
@@ -99,11 +100,17 @@ def _print_table(info: BuilderInfo) -> None:
         table.add_row("Docker Engine", info.engine_version)
     table.add_row("workers", ", ".join(w.id for w in info.workers) or "none")
     table.add_row("platforms", ", ".join(info.platforms) or "none")
-    table.add_row("image store", info.image_store)
-    table.add_row("MergeOp", yes_no(info.merge_op))
-    table.add_row("DiffOp", yes_no(info.diff_op))
-    table.add_row("direct push", yes_no(info.direct_push))
-    table.add_row("exporters", ", ".join(info.exporters))
-    table.add_row("cache export", ", ".join(info.cache_exporters))
-    table.add_row("cache import", ", ".join(info.cache_importers))
+    def source(field: str) -> str:
+        # Asked (the daemon said so) or assumed (what such a daemon has): see BuilderInfo.sources.
+        how = info.sources.get(field)
+        return f"  [dim]({escape(how)})[/dim]" if how else ""
+
+    table.add_row("image store", info.image_store + source("image_store"))
+    table.add_row("MergeOp", yes_no(info.merge_op) + source("merge_op"))
+    table.add_row("DiffOp", yes_no(info.diff_op) + source("diff_op"))
+    table.add_row("direct push", yes_no(info.direct_push) + source("direct_push"))
+    table.add_row("several outputs", yes_no(info.multiple_exporters) + source("multiple_exporters"))
+    table.add_row("exporters", ", ".join(info.exporters) + source("exporters"))
+    table.add_row("cache export", ", ".join(info.cache_exporters) + source("cache_exporters"))
+    table.add_row("cache import", ", ".join(info.cache_importers) + source("cache_importers"))
     Console().print(table)

@@ -60,11 +60,23 @@ def plan_outputs(*, outputs: list[str] | None, tags: list[str] | None, load: boo
         attrs = {"name": names} if names else {}
         if push:
             attrs["push"] = "true"
-        parsed.append(Output("moby" if docker_builder and not push else "image", attrs))
+        if load and not docker_builder:
+            # A buildkitd has no Docker image store: its image goes to the local engine as a tarball.
+            parsed.append(Output("docker", {"name": names} if names else {}, load=True))
+            if push:
+                parsed.append(Output("image", attrs))
+        else:
+            parsed.append(Output("moby" if docker_builder and not push else "image", attrs))
     elif tags:
         for i, out in enumerate(parsed):
             if out.type in ("image", "moby", "docker", "oci") and "name" not in out.attrs:
                 parsed[i] = Output(out.type, {**out.attrs, "name": names}, out.dest)
     if not parsed:
-        raise UsageError("nothing to export: give --output, --push or --load (a standalone buildkitd has no --load)")
+        raise UsageError("nothing to export: give --output, --push or --load")
     return parsed
+
+
+def echo_loaded(names) -> None:
+    """Say what ``--load`` put into the local Docker Engine (a standalone buildkitd's image)."""
+    for name in names:
+        typer.echo(f"llbgen: loaded {name} into the local Docker Engine", err=True)

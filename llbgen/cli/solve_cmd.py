@@ -25,6 +25,7 @@ from llbgen.cli.common import (
     TlsKeyOpt,
     TlsNameOpt,
     check_progress,
+    echo_loaded,
     parse_locals,
     plan_outputs,
 )
@@ -90,6 +91,10 @@ def solve_command(
     address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
                                       tls_server_name=tls_server_name)
     outputs = plan_outputs(outputs=output, tags=tag, load=load, push=push, docker_builder=address.kind == "docker")
+    if any(o.load for o in outputs):
+        from llbgen.builder.engine_load import require_local_engine
+
+        require_local_engine(str(address))
     options = SolveOptions(
         outputs=outputs,
         cache_to=[CacheEntry.parse(c, export=True) for c in cache_to or []],
@@ -102,5 +107,7 @@ def solve_command(
     with Builder.connect(address) as builder:
         state = load_graph(graph, resolve=builder.resolve)
         result = builder.solve(state, options)
+    if mode != "quiet":
+        echo_loaded(result.loaded_images)
     if result.image_digest:
         typer.echo(result.image_digest)

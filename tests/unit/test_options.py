@@ -66,6 +66,14 @@ def test_plan_outputs_defaults():
         plan_outputs(outputs=None, tags=None, load=False, push=False, docker_builder=False)
 
 
+def test_load_with_a_standalone_builder_streams_a_docker_tarball_into_the_engine():
+    # Not the `image` exporter: that keeps the image inside buildkitd, where --load never reaches Docker.
+    assert plan_outputs(outputs=None, tags=["a:1"], load=True, push=False, docker_builder=False) == [
+        Output("docker", {"name": "a:1"}, load=True)]
+    assert plan_outputs(outputs=None, tags=["r/a:1"], load=True, push=True, docker_builder=False) == [
+        Output("docker", {"name": "r/a:1"}, load=True), Output("image", {"name": "r/a:1", "push": "true"})]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -88,3 +96,26 @@ def test_cli_bad_input_is_one_line(args: list[str]):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("llbgen: error:")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["solve", "examples/graphs/hello.py:graph", "-t", "llbgen-test/x:1"],
+        ["build", "--torch", "2.3.0", "--cpu"],
+        ["bake", "examples/bake-matrix.toml"],
+    ],
+    ids=["solve", "build", "bake"],
+)
+def test_load_with_a_standalone_builder_and_no_engine_refuses_before_connecting(args: list[str], tmp_path: Path):
+    # Neither the builder nor the engine socket exists: the refusal must come from the
+    # engine check, before any attempt to reach the builder.
+    root = Path(__file__).resolve().parents[2]
+    engine = f"unix://{tmp_path}/no-docker.sock"
+    proc = subprocess.run([sys.executable, "-m", "llbgen", *args, "--builder", f"unix://{tmp_path}/no-buildkitd.sock",
+                           "--load"], capture_output=True, text=True, cwd=root, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": engine})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("llbgen: error: --load with the builder unix://"), proc.stderr
+    assert f"none answers at {engine}" in proc.stderr and "--output type=oci,dest=FILE" in proc.stderr

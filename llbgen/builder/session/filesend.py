@@ -6,6 +6,10 @@ BytesMessages, closes its send side and waits for our OK (filesync.go,
 diffcopy.go). The bytes go to a temp file beside the destination, which is
 renamed into place only after a clean end of stream: a cancelled or failed
 export never leaves a truncated file where the user expects a result.
+
+An output may instead be a stream (``--load`` with a standalone buildkitd: the image
+goes straight into the Docker Engine, see engine_load.py); it gets the bytes as they
+come, and is aborted, so nothing is loaded, unless the stream ended cleanly.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
@@ -29,6 +34,15 @@ KEY_EXPORTER_ID = "buildkit-attachable-exporter-id"
 CANCEL_GRACE = 0.25
 
 
+class StreamOutput(Protocol):
+    """Where an export's bytes go when it is not a file (``EngineImageLoad``)."""
+
+    def start(self) -> object: ...
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> object: ...
+    def abort(self) -> None: ...
+
+
 def exporter_id(metadata: Mapping[str, str]) -> int:
     """BuildKit's chooser: a missing or malformed id means exporter 0."""
     try:
@@ -38,8 +52,8 @@ def exporter_id(metadata: Mapping[str, str]) -> int:
 
 
 class FileSendServicer(filesync_pb2_grpc.FileSendServicer):
-    def __init__(self, file_outputs: Mapping[int, Path]):
-        self._outputs = {int(k): Path(v) for k, v in file_outputs.items()}
+    def __init__(self, file_outputs: Mapping[int, Path | StreamOutput]):
+        self._outputs = {int(k): Path(v) if isinstance(v, str | os.PathLike) else v for k, v in file_outputs.items()}
 
     def DiffCopy(self, request_iterator: Iterator[filesync_pb2.BytesMessage], context: grpc.ServicerContext) -> Iterator[filesync_pb2.BytesMessage]:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -47,6 +61,8 @@ class FileSendServicer(filesync_pb2_grpc.FileSendServicer):
         dest = self._outputs.get(index)
         if dest is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"exporter {index} not found")
+        if not isinstance(dest, Path):
+            return _stream(dest, index, request_iterator, context)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
         done = False
@@ -72,6 +88,28 @@ class FileSendServicer(filesync_pb2_grpc.FileSendServicer):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         return iter(())
+
+
+def _stream(output: StreamOutput, index: int, request_iterator: Iterator[filesync_pb2.BytesMessage],
+            context: grpc.ServicerContext) -> Iterator[filesync_pb2.BytesMessage]:
+    from llbgen.errors import LlbgenError
+
+    try:
+        output.start()
+        for message in request_iterator:
+            output.write(message.data)
+        if _cancelled(context):
+            log.debug("export %d was cancelled", index)
+            output.abort()
+            return iter(())
+        output.finish()
+    except LlbgenError as err:
+        # The daemon fails the export with this text; the solve reports it.
+        context.abort(grpc.StatusCode.UNKNOWN, str(err))
+    except BaseException:
+        output.abort()
+        raise
+    return iter(())
 
 
 def _cancelled(context: grpc.ServicerContext) -> bool:
