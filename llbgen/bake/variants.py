@@ -18,9 +18,9 @@ from llbgen.bake.model import SPEC_FIELDS, BakeFile
 from llbgen.bake.overrides import Overrides
 from llbgen.builder.options import CacheEntry
 from llbgen.errors import UsageError
+from llbgen.reference import check_tag
 from llbgen.spec import ResolvedSpec, check_values
 from llbgen.spec.model import TAG_PLACEHOLDERS, format_problems
-from llbgen.spec.resolve import _REFERENCE
 from llbgen.spec.toml_config import merge_values
 
 
@@ -105,8 +105,10 @@ def resolve_variants(bake: BakeFile, overrides: Overrides | None = None) -> list
         tags = _render_all(tag_templates, placeholders, who, "tag", mine, bad_templates)
         tags = tags or (resolved.tag,)
         for tag in tags:
-            if not _REFERENCE.match(tag):
-                mine.append(f"{who}: tag {tag!r} is not a valid image reference")
+            try:
+                check_tag(tag)
+            except ValueError as err:
+                mine.append(f"{who}: tag {err}")
         caches: dict[str, tuple[str, ...]] = {}
         for key in ("cache_to", "cache_from"):
             given = getattr(overrides, key)
