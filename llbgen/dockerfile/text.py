@@ -24,6 +24,13 @@ def quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
+def unquoted(word: str) -> str:
+    """The value ``quoted`` wrote (a word that is not double-quoted is returned as it is)."""
+    if len(word) < 2 or not (word.startswith('"') and word.endswith('"')):
+        return word
+    return re.sub(r'\\([\\"$])', r"\1", word[1:-1])
+
+
 def heredoc_marker(body: str) -> str:
     """A heredoc delimiter that no line of ``body`` equals."""
     marker, n = HEREDOC_MARKER, 1
@@ -86,5 +93,5 @@ def arg_defaults(dockerfile: str) -> dict[str, str]:
             break
         m = re.match(r"^ARG ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
         if m:
-            values[m.group(1)] = m.group(2)
+            values[m.group(1)] = unquoted(m.group(2))
     return values
