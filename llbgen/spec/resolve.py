@@ -415,5 +415,5 @@ class _Resolution:
         try:
             return check_tag(tag)
         except ValueError as err:
-            self.problems.append(f"tag_template: renders {err}")
+            self.problems.append(f"tag_template: the rendered tag {err}")
             return None

@@ -69,6 +69,9 @@ CASES = {
     "export-tag-newline": (["export-dockerfile", *CPU, "-o", "{d}/out", "-t", "x:1\ntouch /tmp/pwned"],
                            "is not an image reference: it contains a space or a control character"),
     "export-tag-empty": (["export-dockerfile", *CPU, "-o", "{d}/out", "-t", ""], "it is empty"),
+    "tag-template-upper": (["plan", *CPU, "--tag-template", "Pytorch:{torch}", "--builder", CLOSED],
+                           "tag_template: the rendered tag 'Pytorch:2.3.0' is not an image reference: repository "
+                           "names must be lowercase"),
     # item 12: distro, base image, TOML, secrets, graphs, control characters
     "distro-flag": (["plan", *CPU, "--distro", "UBUNTU", "--builder", CLOSED],
                     "distro: 'UBUNTU' is not a distro like ubuntu22.04"),
