@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 HEREDOC_MARKER = "LLBGEN_EOF"
 _ARG_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./:@+=,%~-]*$")  # nothing the frontend's word parsing changes
 
 
 def exec_form(args: Sequence[str]) -> str:
@@ -22,6 +23,11 @@ def exec_form(args: Sequence[str]) -> str:
 def quoted(value: str) -> str:
     """A double-quoted ENV/LABEL value: ``\\``, ``"`` and ``$`` escaped (no variable expansion)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def word(value: str) -> str:
+    """``value`` as one Dockerfile word, as data: as it is when plain, else ``quoted``."""
+    return value if _PLAIN.match(value) else quoted(value)
 
 
 def unquoted(word: str) -> str:

@@ -110,3 +110,22 @@ def test_a_tag_is_checked_before_it_is_written(tmp_path: Path) -> None:
     for tag in ("x:1\ntouch /tmp/pwned", "UPPER/x:1", "", "x:1 y"):
         with pytest.raises(UsageError, match="is not an image reference"):
             render_export(resolved, tag=tag)
+
+
+def test_a_download_url_that_is_no_arg_is_quoted_in_add() -> None:
+    """ADD expands ``$`` and reads quotes in its source: a URL written there directly is quoted as data
+    (a URL that is an ARG, like MINICONDA_URL, is quoted in its ARG default instead)."""
+    from types import SimpleNamespace
+
+    from llbgen.dockerfile.layout import _Renderer
+    from stages import StageContext, layer_plan
+    from stages.step import HttpFile
+
+    resolved = load_spec(None, {"torch": "2.3.0", "cpu": True})
+    ctx = StageContext.create(resolved)
+    renderer = _Renderer(layer_plan(ctx, merge_supported=True), ctx)
+    url = "https://files.example/a?b=1&c=$HOME\"x"
+    wheel = HttpFile(url, "0" * 64, "a.whl", "/tmp/d")
+    layer = SimpleNamespace(name="torch", steps=[SimpleNamespace(http_files=(wheel,))])
+    lines, _ = renderer.downloads(layer)
+    assert f'ADD --checksum=sha256:{"0" * 64} "https://files.example/a?b=1&c=\\$HOME\\"x" /a.whl' in lines
