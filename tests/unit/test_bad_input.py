@@ -72,6 +72,7 @@ CASES = {
     "tag-template-upper": (["plan", *CPU, "--tag-template", "Pytorch:{torch}", "--builder", CLOSED],
                            "tag_template: the rendered tag 'Pytorch:2.3.0' is not an image reference: repository "
                            "names must be lowercase"),
+    "verify-image": (["verify", "a::b@@"], "IMAGE 'a::b@@' is not an image reference"),
     # item 12: distro, base image, TOML, secrets, graphs, control characters
     "distro-flag": (["plan", *CPU, "--distro", "UBUNTU", "--builder", CLOSED],
                     "distro: 'UBUNTU' is not a distro like ubuntu22.04"),
