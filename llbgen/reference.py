@@ -116,5 +116,5 @@ def check_reference(ref: str) -> str:
 def check_tag(ref: str) -> str:
     """A name to tag an image with: a reference without a digest (``docker build -t`` refuses one)."""
     if parse_reference(ref).digest:
-        raise ValueError(f"{ref!r} is not an image name to tag with: it has a digest; give NAME[:TAG]")
+        raise ValueError(f"{ref!r} is not an image name to tag with: it has a digest")
     return ref
