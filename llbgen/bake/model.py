@@ -32,7 +32,6 @@ cpu), {name} (the variant's name) and the variant's own axis values by key.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,11 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llbgen.errors import UsageError
 from llbgen.spec.model import ImageSpec, format_problems
 from llbgen.spec.toml_config import _known as known_spec_values
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the same parser, from PyPI (the `tomli` package)
-    import tomli as tomllib
+from llbgen.spec.toml_config import read_toml
 
 # Keys a variant may set for itself (top level: the shared value; include: this variant's).
 VARIANT_OPTIONS = ("name", "tag", "cache_to", "cache_from")
@@ -124,16 +119,22 @@ def split_entry(values: Mapping[str, Any], where: str, problems: list[str], *,
 
 def _absolute_ca(values: dict[str, Any], base: Path | None) -> dict[str, Any]:
     ca_cert = values.get("ca_cert")
-    if base is not None and isinstance(ca_cert, str) and ca_cert and not Path(ca_cert).is_absolute():
+    if (base is not None and isinstance(ca_cert, str) and ca_cert and "\0" not in ca_cert  # refused by the spec
+            and not Path(ca_cert).is_absolute()):
         return {**values, "ca_cert": str((base / ca_cert).resolve())}
     return values
 
 
-def parse_bake(raw: Mapping[str, Any], path: Path | None = None) -> BakeFile:
-    """A bake file's TOML data as a ``BakeFile``; one ``UsageError`` names every problem of its shape."""
+def parse_bake(raw: Mapping[str, Any], path: Path | None = None, problems: list[str] | None = None) -> BakeFile:
+    """A bake file's TOML data as a ``BakeFile``; one ``UsageError`` names every problem of its shape.
+
+    Given a ``problems`` list, the problems are added to it instead and the file is returned
+    without what is wrong, so the variants can be checked too and reported in the same error.
+    """
     where = f"{path.name}: " if path is not None else ""
     base_dir = path.parent if path is not None else None
-    problems: list[str] = []
+    collect = problems
+    problems = []
     defaults, options = split_entry(raw, where, problems, top_level=True)
     defaults = _absolute_ca(defaults, base_dir)
 
@@ -185,19 +186,14 @@ def parse_bake(raw: Mapping[str, Any], path: Path | None = None) -> BakeFile:
         bake = BakeFile.model_validate(fields)
     except ValidationError as err:  # the options' own shapes (push = "maybe", max_parallel = 0, ...)
         problems += [f"{where}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-    if problems:
+        bake = BakeFile.model_validate({k: v for k, v in fields.items() if k not in GLOBAL_OPTIONS})
+    if collect is not None:
+        collect += problems
+    elif problems:
         raise UsageError(format_problems(problems))
     return bake
 
 
-def load_bake(path: Path) -> BakeFile:
-    """Read and parse a bake file."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"bake: no file at {path}") from None
-    except OSError as err:
-        raise UsageError(f"bake: cannot read {path}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"bake: {path} is not valid TOML: {err}") from None
-    return parse_bake(raw, path)
+def load_bake(path: Path, problems: list[str] | None = None) -> BakeFile:
+    """Read and parse a bake file (``problems``: as for ``parse_bake``)."""
+    return parse_bake(read_toml(path, "bake"), path, problems)

@@ -39,10 +39,12 @@ def _valid_keys() -> list[str]:
     return keys
 
 
-def parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    """``["python=3.11", "mirrors.apt=https://..."]`` -> nested spec values; every bad item in one error."""
+def parse_sets(items: Sequence[str], problems: list[str] | None = None) -> dict[str, Any]:
+    """``["python=3.11", "mirrors.apt=https://..."]`` -> nested spec values; every bad item in one error
+    (or, given a ``problems`` list, added to it and the bad items left out)."""
     values: dict[str, Any] = {}
-    problems: list[str] = []
+    collect = problems
+    problems = []
     valid = _valid_keys()
     for item in items:
         raw_key, sep, value = item.partition("=")
@@ -68,6 +70,8 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
             values.setdefault(head, {})[sub] = parsed
         else:
             values[head] = parsed
-    if problems:
+    if collect is not None:
+        collect += problems
+    elif problems:
         raise UsageError(format_problems(problems))
     return values

@@ -18,10 +18,13 @@ from llbgen.bake.model import SPEC_FIELDS, BakeFile
 from llbgen.bake.overrides import Overrides
 from llbgen.builder.options import CacheEntry
 from llbgen.errors import UsageError
+from llbgen.reference import check_tag
 from llbgen.spec import ResolvedSpec, check_values
 from llbgen.spec.model import TAG_PLACEHOLDERS, format_problems
-from llbgen.spec.resolve import _REFERENCE
 from llbgen.spec.toml_config import merge_values
+
+# What a template's placeholders become when its fixed part is checked (a valid name component and tag).
+TEMPLATE_SAMPLE = "0"
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,15 @@ def spec_values(bake: BakeFile, assignment: Assignment, overrides: Overrides) ->
     return merge_values(merge_values(bake.defaults, own), overrides.spec)
 
 
-def resolve_variants(bake: BakeFile, overrides: Overrides | None = None) -> list[Variant]:
-    """Every variant resolved; one ``UsageError`` listing the problems of every variant at once."""
+def resolve_variants(bake: BakeFile, overrides: Overrides | None = None,
+                     problems: Sequence[str] = ()) -> list[Variant]:
+    """Every variant resolved; one ``UsageError`` listing the problems of every variant at once,
+    after ``problems`` found before (the file's shape, ``--set``)."""
     overrides = overrides or Overrides()
-    problems, bad_templates = template_problems(bake, overrides)
+    found, bad_templates = template_problems(bake, overrides)
+    problems = [*problems, *found]
     variants: list[Variant] = []
+    sound: list[Variant] = []  # variants without a problem of their own, checked for clashes
     for assignment in expand(bake):
         who = describe(assignment)
         mine = [f"{who}: {p}" for p in assignment.problems]
@@ -105,8 +112,10 @@ def resolve_variants(bake: BakeFile, overrides: Overrides | None = None) -> list
         tags = _render_all(tag_templates, placeholders, who, "tag", mine, bad_templates)
         tags = tags or (resolved.tag,)
         for tag in tags:
-            if not _REFERENCE.match(tag):
-                mine.append(f"{who}: tag {tag!r} is not a valid image reference")
+            try:
+                check_tag(tag)
+            except ValueError as err:
+                mine.append(f"{who}: tag {err}")
         caches: dict[str, tuple[str, ...]] = {}
         for key in ("cache_to", "cache_from"):
             given = getattr(overrides, key)
@@ -120,8 +129,9 @@ def resolve_variants(bake: BakeFile, overrides: Overrides | None = None) -> list
         problems += mine
         variants.append(Variant(assignment.name, resolved, tags, caches["cache_to"], caches["cache_from"],
                                 assignment.axes, assignment.origin))
-    if not problems:
-        problems += _clashes(variants)
+        if not mine:
+            sound.append(variants[-1])
+    problems += _clashes(sound)
     if problems:
         raise UsageError(format_problems(problems))
     return variants
@@ -142,7 +152,9 @@ def template_problems(bake: BakeFile, overrides: Overrides) -> tuple[list[str], 
             if template in bad:
                 continue
             try:
-                render(template, dict.fromkeys(known, ""))
+                rendered = render(template, dict.fromkeys(known, TEMPLATE_SAMPLE))
+                if key.rpartition(".")[2].lstrip("-") == "tag":  # checked here for every variant, even a failing one
+                    check_tag(rendered)
             except ValueError as err:
                 bad.add(template)
                 problems.append(f"{where}{key} {template!r}: {err}")

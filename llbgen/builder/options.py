@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llbgen.errors import UsageError
+from llbgen.reference import check_reference, check_tag
 
 OUTPUT_TYPES = ("image", "registry", "docker", "oci", "tar", "local", "moby")
 FILE_OUTPUT_TYPES = ("docker", "oci", "tar")
+# BuildKit's own limit on one secret (session/secrets: MaxSecretSize = 500 KiB); a larger one fails the build.
+MAX_SECRET_SIZE = 500 * 1024
 
 
 def parse_pairs(text: str, what: str) -> dict[str, str]:
@@ -70,6 +73,11 @@ class Output:
             raise UsageError(f"--output type={kind} takes no dest")
         if pairs.get("push") == "true" and not pairs.get("name"):
             raise UsageError(f"--output {text!r}: push=true needs name=REGISTRY/REPO:TAG")
+        for name in pairs["name"].split(",") if "name" in pairs else ():
+            try:
+                check_tag(name)
+            except ValueError as err:
+                raise UsageError(f"--output name={err}; give name=NAME[:TAG]") from None
         return cls(kind, pairs)
 
 
@@ -86,13 +94,19 @@ class CacheEntry:
         if "=" not in text:  # buildx accepts a bare ref for --cache-from
             if export:
                 raise UsageError(f"{what} {text!r}: expected type=...,key=value")
-            return cls("registry", {"ref": text})
-        pairs = parse_pairs(text, what)
+            pairs = {"type": "registry", "ref": text}
+        else:
+            pairs = parse_pairs(text, what)
         kind = pairs.pop("type", "registry" if "ref" in pairs else "")
         if not kind:
             raise UsageError(f"{what} {text!r}: missing type= (registry, inline, local, gha, s3, azblob)")
         if kind == "registry" and not pairs.get("ref"):
             raise UsageError(f"{what} {text!r}: type=registry needs ref=REGISTRY/REPO:TAG")
+        if kind == "registry":
+            try:
+                check_reference(pairs["ref"])
+            except ValueError as err:
+                raise UsageError(f"{what} ref={err}; give ref=REGISTRY/REPO:TAG") from None
         if kind == "local":
             key = "dest" if export else "src"
             if not pairs.get(key):
@@ -113,10 +127,16 @@ def parse_secret(text: str) -> tuple[str, bytes]:
     if "src" in pairs or "source" in pairs:
         path = Path(pairs.get("src") or pairs["source"]).expanduser()
         try:
-            return secret_id, path.read_bytes()
+            with path.open("rb") as f:
+                value = f.read(MAX_SECRET_SIZE + 1)  # bounded: src may be /dev/zero or a pipe
         except OSError as err:
             raise UsageError(f"--secret id={secret_id}: cannot read {path}: {err.strerror}") from None
-    env = pairs.get("env") or secret_id
-    if env not in os.environ:
-        raise UsageError(f"--secret id={secret_id}: environment variable {env} is not set")
-    return secret_id, os.environ[env].encode()
+    else:
+        env = pairs.get("env") or secret_id
+        if env not in os.environ:
+            raise UsageError(f"--secret id={secret_id}: environment variable {env} is not set")
+        value = os.environ[env].encode()
+    if len(value) > MAX_SECRET_SIZE:
+        raise UsageError(f"--secret id={secret_id}: larger than {MAX_SECRET_SIZE // 1024} KiB, the most BuildKit "
+                         "passes as a secret; mount a smaller file")
+    return secret_id, value

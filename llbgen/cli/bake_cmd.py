@@ -69,13 +69,14 @@ def bake_command(
     from llbgen.recipe import check_secret_ids
 
     # --- everything the user gave is checked before any builder is contacted -------------------
-    bake = load_bake(file.expanduser())
-    spec_overrides = parse_sets(set_values or [])
+    problems: list[str] = []  # the file's and --set's, reported with the variants' in one error
+    bake = load_bake(file.expanduser(), problems)
+    spec_overrides = parse_sets(set_values or [], problems)
     if ca_cert is not None:
         spec_overrides["ca_cert"] = str(ca_cert.expanduser().absolute())
     overrides = Overrides(spec=spec_overrides, tag=tuple(tag) if tag else None, cache_to=tuple(cache_to) if cache_to else None,
                           cache_from=tuple(cache_from) if cache_from else None)
-    variants = resolve_variants(bake, overrides)
+    variants = resolve_variants(bake, overrides, problems)
     if print_only:
         for line in ([variants_json(variants)] if as_json else variants_table(variants)):
             typer.echo(line)

@@ -28,6 +28,7 @@ from llbgen.cli.common import (
     TlsKeyOpt,
     TlsNameOpt,
     check_progress,
+    check_tags,
     echo_loaded,
     plan_outputs,
 )
@@ -142,7 +143,7 @@ def build_command(
     net = network_mode(network)
     address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
                                       tls_server_name=tls_server_name)
-    tags = list(tag or [resolved.tag])
+    tags = check_tags(tag) or [resolved.tag]
     if dry_run:  # nothing is exported, but what was given must still be valid
         outputs = [Output.parse(o) for o in output or []]
     else:
@@ -243,10 +244,11 @@ def plan_command(
     from llbgen.builder.address import resolve_builder_address
 
     resolved = load_resolved(locals())
+    tags = check_tags(tag) or [resolved.tag]
     net = network_mode(network)
     address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
                                       tls_server_name=tls_server_name)
-    _print_plan(resolved, address, tag=(tag or [resolved.tag])[0], network=net, cache_from_given=False)
+    _print_plan(resolved, address, tag=tags[0], network=net, cache_from_given=False)
 
 
 # --- the plan, with what the builder can tell ------------------------------------------------

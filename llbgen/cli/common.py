@@ -34,6 +34,18 @@ def check_progress(mode: str) -> str:
     return mode
 
 
+def check_tags(tags: list[str] | None, flag: str = "--tag") -> list[str]:
+    """Every ``--tag`` as Docker would accept it to name an image (NAME[:TAG], no digest)."""
+    from llbgen.reference import check_tag
+
+    for tag in tags or []:
+        try:
+            check_tag(tag)
+        except ValueError as err:
+            raise UsageError(f"{flag} {err}; give NAME[:TAG], e.g. registry.example.com/pytorch:2.3.0") from None
+    return list(tags or [])
+
+
 def parse_locals(values: list[str] | None) -> dict[str, Path]:
     result: dict[str, Path] = {}
     for value in values or []:

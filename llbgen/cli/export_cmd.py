@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from llbgen.cli.common import check_tags
 from llbgen.cli.main import app
 from llbgen.cli.spec_options import (
     AptMirrorOpt,
@@ -96,6 +97,8 @@ def export_dockerfile_command(
     from llbgen.dockerfile.readme import LANGS, default_lang
 
     resolved = load_resolved(locals())
+    if tag is not None:
+        check_tags([tag])
     net = network_mode(network)
     language = (lang or default_lang()).lower()
     if language not in LANGS:

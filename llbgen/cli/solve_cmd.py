@@ -25,6 +25,7 @@ from llbgen.cli.common import (
     TlsKeyOpt,
     TlsNameOpt,
     check_progress,
+    check_tags,
     echo_loaded,
     parse_locals,
     plan_outputs,
@@ -84,13 +85,15 @@ def solve_command(
     from llbgen.builder.client import Builder
     from llbgen.builder.options import CacheEntry, parse_secret
     from llbgen.builder.solve import SolveOptions
-    from llbgen.graphfile import load_graph
+    from llbgen.graphfile import find_graph
 
-    # Everything the user typed is checked before any connection is made.
+    # Everything the user typed is checked before any connection is made: the graph file too.
+    target = find_graph(graph)
+    state = None if target.needs_builder else target.evaluate()
     mode = check_progress(progress)
     address = resolve_builder_address(builder, tls_ca=tlscacert, tls_cert=tlscert, tls_key=tlskey,
                                       tls_server_name=tls_server_name)
-    outputs = plan_outputs(outputs=output, tags=tag, load=load, push=push, docker_builder=address.kind == "docker")
+    outputs = plan_outputs(outputs=output, tags=check_tags(tag), load=load, push=push, docker_builder=address.kind == "docker")
     if any(o.load for o in outputs):
         from llbgen.builder.engine_load import require_local_engine
 
@@ -105,7 +108,8 @@ def solve_command(
         progress=mode,  # type: ignore[arg-type]
     )
     with Builder.connect(address) as builder:
-        state = load_graph(graph, resolve=builder.resolve)
+        if state is None:
+            state = target.evaluate(resolve=builder.resolve)
         result = builder.solve(state, options)
     if mode != "quiet":
         echo_loaded(result.loaded_images)

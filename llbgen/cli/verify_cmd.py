@@ -32,9 +32,15 @@ def verify(
     that no host keys or passwords are baked in. Prints a table; exits non-zero on any failure."""
     from rich.console import Console
 
+    from llbgen.errors import UsageError
+    from llbgen.reference import check_reference
     from llbgen.verify import VerifyOptions
     from llbgen.verify import verify as run_verify
 
+    try:  # an image ID is a reference too
+        check_reference(image)
+    except ValueError as e:
+        fail(UsageError(f"IMAGE {e}"))
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal:  # a log or a pipe: keep each row on one line where it fits
         out = Console(width=max(out.width, 160))

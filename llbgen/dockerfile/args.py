@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from llbgen.dockerfile.text import word
 from llbgen.errors import UsageError
 
-_SAFE_DEFAULT = re.compile(r"^[A-Za-z0-9_./:@+=,%~-]*$")
 _PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-9.+!_-]*)$")
 
 # Each argument's meaning, for the Dockerfile's comments (README.md explains them in either language).
@@ -40,9 +40,10 @@ class BuildArg:
     help: str
 
     def declaration(self) -> str:
-        if not _SAFE_DEFAULT.match(self.default):
-            raise UsageError(f"{self.name}: {self.default!r} cannot be a Dockerfile ARG default")
-        return f"ARG {self.name}={self.default}"
+        """``ARG NAME=default``; a default with any other character is double-quoted, as data (``\\$`` is a ``$``)."""
+        if any(ord(c) < 0x20 or c == "\x7f" for c in self.default):  # refused at input; a newline would end the ARG
+            raise UsageError(f"{self.name}: {self.default!r} has a control character; it cannot be an ARG default")
+        return f"ARG {self.name}={word(self.default)}"
 
 
 @dataclass

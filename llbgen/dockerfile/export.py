@@ -16,6 +16,7 @@ from llbgen.dockerfile.buildscript import render_build_script
 from llbgen.dockerfile.layout import LAYERS_TOOL, ContextFile, Dockerfile, render_dockerfile
 from llbgen.dockerfile.readme import render_readme
 from llbgen.errors import UsageError
+from llbgen.reference import check_tag
 from llbgen.spec import ResolvedSpec
 from stages.context import NetworkMode, StageContext
 from stages.plan import layer_plan
@@ -39,6 +40,11 @@ def render_export(resolved: ResolvedSpec, *, tag: str | None = None, network: Ne
     >>> sorted(export.files)[:3]
     ['Dockerfile', 'README.md', 'build.sh']
     """
+    if tag is not None:
+        try:
+            check_tag(tag)
+        except ValueError as err:
+            raise UsageError(f"tag {err}") from None
     ctx = StageContext.create(resolved, image_tag=tag, network=network)
     plan = layer_plan(ctx, merge_supported=True)
     dockerfile = render_dockerfile(plan, ctx, syntax_line=syntax_line)

@@ -24,7 +24,7 @@ import llbgen
 from llbgen.dockerfile.args import ArgRegistry, parametrize
 from llbgen.dockerfile.config import config_instructions
 from llbgen.dockerfile.run import download_stage, lower_step
-from llbgen.dockerfile.text import comment, heredoc, instruction
+from llbgen.dockerfile.text import comment, heredoc, instruction, word
 from stages.context import StageContext
 from stages.init import IMAGE_INFO, INIT_DIR, InitStage
 from stages.plan import Layer, LayerPlan
@@ -133,7 +133,7 @@ class _Renderer:
                 sha = self.args.use("MINICONDA_SHA256", f.sha256)
                 declared = ["ARG MINICONDA_URL", "ARG MINICONDA_SHA256"]
             else:
-                url, sha, declared = f.url, f.sha256, []
+                url, sha, declared = word(f.url), f.sha256, []  # data: ADD expands $ and reads quotes
             stage = download_stage(name, f, url, sha)
             lines += comment(f"{f.filename}, fetched and checked by the builder; bound read-only into the step "
                              "that runs it, never part of the image.")

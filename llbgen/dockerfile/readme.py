@@ -8,6 +8,8 @@ plus what the directory holds, how the Dockerfile is laid out and how to run the
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Mapping
 
 from llbgen.dockerfile.buildscript import proxy_args
@@ -144,10 +146,16 @@ TEXT: dict[str, dict[str, str]] = {
               "本地回环地址上时需要）。安装 Miniconda 的步骤始终无网络。",
     },
     "proxy": {
-        "en": "`--build-arg http_proxy=…` and the other proxy variables (in build.sh): Docker's predefined proxy "
-              "arguments; they reach the build steps and stay out of the image's config and history.",
-        "zh": "`--build-arg http_proxy=…` 等代理变量（build.sh 中）：Docker 预定义的代理参数，只作用于构建步骤，"
-              "不进入镜像配置与构建历史。",
+        "en": "`--build-arg https_proxy` and the other proxy variables (in build.sh): Docker's predefined proxy "
+              "arguments, passed by name, so docker takes their values from the environment build.sh runs in (either "
+              "spelling, `https_proxy` or `HTTPS_PROXY`); they reach the build steps and stay out of the image's config "
+              "and history. A proxy password is never written into this directory: a proxy given to the export with "
+              "credentials must be set in the environment (build.sh stops and says so otherwise); one without is the "
+              "default.",
+        "zh": "`--build-arg https_proxy` 等代理变量（build.sh 中）：Docker 预定义的代理参数，只写变量名，由 docker 从"
+              "运行 build.sh 的环境中读取取值（`https_proxy` 或 `HTTPS_PROXY` 均可）；只作用于构建步骤，不进入镜像配置与"
+              "构建历史。代理密码绝不写入本目录：导出时给出的代理若含用户名密码，须在环境中设置（否则 build.sh 会停止并"
+              "提示）；不含的则作为默认值。",
     },
     "override": {
         "en": "**Changing a version.** Prefer exporting again (`llbgen export-dockerfile … --torch X`): llbgen checks "
@@ -217,6 +225,14 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _code(value: str) -> str:
+    """``value`` as a Markdown code span, as data: a fence longer than any run of backticks in it."""
+    runs = [len(run) for run in re.findall(r"`+", value)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
 def spec_rows(ctx: StageContext) -> list[tuple[str, str]]:
     s = ctx.spec
     m = s.spec.mirrors
@@ -262,7 +278,7 @@ def render_readme(dockerfile: Dockerfile, ctx: StageContext, lang: str) -> str:
         params.append(("CA_CERT", str(s.spec.ca_cert)))
     for name, value in params:
         meaning = PARAMS.get(name, {}).get(lang) or next(h for n, _, h in dockerfile.args if n == name)
-        out.append(f"| `{name}` | `{_cell(value)}` | {_cell(meaning)} |")
+        out.append(f"| `{name}` | {_cell(_code(value))} | {_cell(meaning)} |")
     out.append("")
     if ctx.network == "host":
         out += [t("network"), ""]
@@ -270,12 +286,12 @@ def render_readme(dockerfile: Dockerfile, ctx: StageContext, lang: str) -> str:
         out += [t("proxy"), ""]
     out += [t("override"), "",
             f"## {t('spec_h')}", "", t("spec_cols")]
-    out += [f"| `{name}` | `{_cell(value)}` |" for name, value in spec_rows(ctx)]
+    out += [f"| `{name}` | {_cell(_code(value))} |" for name, value in spec_rows(ctx)]
     out += ["", f"## {t('layout_h')}", "", t("layout"), "",
             f"## {t('run_h')}", "", t("run"), "", "```shell",
             "docker run -d --name pytorch --gpus all --ipc=host \\" if s.cuda_full else "docker run -d --name pytorch \\",
             "  -p 2222:22 -p 8888:8888 -p 6006:6006 \\",
             '  -e PUBLIC_KEY="$(cat ~/.ssh/id_ed25519.pub)" \\',
-            f"  {ctx.image_tag}",
+            f"  {shlex.quote(ctx.image_tag)}",
             "```", "", t("paths", tag=ctx.image_tag), ""]
     return "\n".join(out)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 HEREDOC_MARKER = "LLBGEN_EOF"
 _ARG_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./:@+=,%~-]*$")  # nothing the frontend's word parsing changes
 
 
 def exec_form(args: Sequence[str]) -> str:
@@ -22,6 +23,18 @@ def exec_form(args: Sequence[str]) -> str:
 def quoted(value: str) -> str:
     """A double-quoted ENV/LABEL value: ``\\``, ``"`` and ``$`` escaped (no variable expansion)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def word(value: str) -> str:
+    """``value`` as one Dockerfile word, as data: as it is when plain, else ``quoted``."""
+    return value if _PLAIN.match(value) else quoted(value)
+
+
+def unquoted(word: str) -> str:
+    """The value ``quoted`` wrote (a word that is not double-quoted is returned as it is)."""
+    if len(word) < 2 or not (word.startswith('"') and word.endswith('"')):
+        return word
+    return re.sub(r'\\([\\"$])', r"\1", word[1:-1])
 
 
 def heredoc_marker(body: str) -> str:
@@ -86,5 +99,5 @@ def arg_defaults(dockerfile: str) -> dict[str, str]:
             break
         m = re.match(r"^ARG ([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
         if m:
-            values[m.group(1)] = m.group(2)
+            values[m.group(1)] = unquoted(m.group(2))
     return values

@@ -11,6 +11,7 @@ from llbgen._proto.buildkit import ops_pb2
 from llbgen.llb.metadata import OpMetadata
 from llbgen.llb.platform import Platform
 from llbgen.llb.vertex import InputDigest, Output, Vertex, constraints_pb
+from llbgen.reference import parse_reference
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -37,26 +38,22 @@ class SourceOp(Vertex):
 
 
 def normalize_image_ref(ref: str) -> str:
-    """Docker's normalization: ``debian`` → ``docker.io/library/debian:latest``."""
-    name, digest = (ref.split("@", 1) + [""])[:2]
-    if not name or any(c.isspace() for c in ref):
-        raise ValueError(f"invalid image reference {ref!r}")
-    first, _, rest = name.partition("/")
-    if not rest:
-        name = f"docker.io/library/{name}"
-    elif "." not in first and ":" not in first and first != "localhost":
-        name = f"docker.io/{name}"
-    elif first == "index.docker.io":
-        name = f"docker.io/{rest}"
-    last = name.rsplit("/", 1)[-1]
-    if ":" not in last and not digest:
+    """Docker's normalization: ``debian`` → ``docker.io/library/debian:latest``.
+
+    ``ValueError`` (from the one reference parser, ``llbgen.reference``) when Docker would refuse ``ref``.
+    """
+    parts = parse_reference(ref)
+    domain, path = parts.domain or "docker.io", parts.path
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in path:
+        path = f"library/{path}"
+    name = f"{domain}/{path}"
+    if parts.tag is not None:
+        name += f":{parts.tag}"
+    elif parts.digest is None:
         name += ":latest"
-    repository = name.split("/", 1)[1].rsplit(":", 1)[0] if ":" in last else name.split("/", 1)[1]
-    if repository != repository.lower():
-        raise ValueError(f"invalid image reference {ref!r}: repository names must be lowercase")
-    if digest and not _DIGEST_RE.match(digest):
-        raise ValueError(f"invalid image digest in {ref!r}")
-    return f"{name}@{digest}" if digest else name
+    return f"{name}@{parts.digest}" if parts.digest else name
 
 
 def image_source(

@@ -11,13 +11,25 @@ True
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from llbgen.errors import UsageError
+from llbgen.reference import check_reference
 
 DEFAULT_TAG_TEMPLATE = "pytorch:{torch}-python{python}-cuda{cuda_full}-cudnn{cudnn}-{flavour}-{distro}"
 DEFAULT_CPU_TAG_TEMPLATE = "pytorch:{torch}-python{python}-cpu-{distro}"
@@ -30,7 +42,6 @@ CUDA = r"^(\d+\.\d+(\.\d+)?|cpu)$"
 PYTHON = r"^3\.\d+$"
 DISTRO = r"^[a-z]+\d+(\.\d+)?$"
 URL = r"^https?://\S+$"
-IMAGE = r"^[a-z0-9][A-Za-z0-9._/:@-]*$"
 APT_PACKAGE = r"^[a-z0-9][a-z0-9+.:=~-]*$"
 PIP_REQUIREMENT = r"^[A-Za-z0-9][^\s;&|`$\\]*$"
 SHA256 = r"^[0-9a-f]{64}$"
@@ -45,7 +56,6 @@ _HINTS = {
     r"^\d+$": "a cuDNN major version like 8",
     DISTRO: "a distro like ubuntu22.04",
     URL: "an http(s) URL",
-    IMAGE: "an image reference like ubuntu:22.04",
     APT_PACKAGE: "an apt package name",
     PIP_REQUIREMENT: "a pip requirement like numpy<2",
     SHA256: "64 lowercase hex digits",
@@ -55,11 +65,34 @@ _HINTS = {
 
 Release = Annotated[str, StringConstraints(pattern=RELEASE)]
 Url = Annotated[str, StringConstraints(pattern=URL)]
-Image = Annotated[str, StringConstraints(pattern=IMAGE)]
+# C0 and C1 control characters (ESC, BEL, NUL, newline ...): no spec value needs one, and
+# printed raw (by plan, in an error) they would drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _image_reference(value: str) -> str:
+    try:
+        return check_reference(value)
+    except ValueError as err:
+        raise PydanticCustomError("image_reference", "{problem}", {"problem": str(err)}) from None
+
+
+Image = Annotated[str, AfterValidator(_image_reference)]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        texts = value if isinstance(value, (list, tuple)) else (value,)
+        for text in texts:
+            if isinstance(text, str) and _CONTROL.search(text):
+                raise PydanticCustomError(
+                    "control_character", "{value} contains a control character (ESC, BEL, NUL, a newline ...); remove it",
+                    {"value": repr(text)})
+        return value
 
 
 class Mirrors(_Frozen):
@@ -167,6 +200,8 @@ def _describe(error: Mapping[str, Any]) -> str:
     if kind == "string_pattern_mismatch":
         hint = _HINTS.get(error["ctx"]["pattern"], f"a value matching {error['ctx']['pattern']}")
         return f"{field}: {value!r} is not {hint}"
+    if kind in ("image_reference", "control_character"):
+        return f"{field}: {error['msg']}"
     if kind == "missing":
         return f"{field}: required"
     if kind == "extra_forbidden":

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llbgen.errors import UsageError
+from llbgen.reference import check_tag
 from llbgen.spec import compat
 from llbgen.spec.model import (
     DEFAULT_CPU_TAG_TEMPLATE,
@@ -34,9 +35,6 @@ from llbgen.spec.model import (
 )
 
 ARCH = "x86_64"
-_REFERENCE = re.compile(
-    r"^[a-z0-9]+([._-]+[a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
-)
 
 
 class _Frozen(BaseModel):
@@ -148,7 +146,7 @@ class _Resolution:
         self.python: str | None = fields.get("python")
         self.torchvision: str | None = fields.get("torchvision")
         self.torchaudio: str | None = fields.get("torchaudio")
-        self.distro: str | None = fields.get("distro")
+        self.distro: str | None = fields.get("distro") if self.ok("distro") else None
         self.flavour: str = fields.get("flavour") or "devel"
         self.base_override: str | None = fields.get("base_image") if self.ok("base_image") else None
 
@@ -414,7 +412,8 @@ class _Resolution:
         if any(values[n] is None for n in names):
             return None  # what it needs is already reported as a problem
         tag = template.format(**values)
-        if not _REFERENCE.match(tag):
-            self.problems.append(f"tag_template: renders {tag!r}, which is not a valid image reference")
+        try:
+            return check_tag(tag)
+        except ValueError as err:
+            self.problems.append(f"tag_template: the rendered tag {err}")
             return None
-        return tag

@@ -59,22 +59,35 @@ def _known(values: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[
     return out, problems
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file's data; a missing, unreadable, non-UTF-8 or malformed file is one ``UsageError``."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{what}: no file at {path}") from None
+    except OSError as err:
+        raise UsageError(f"{what}: cannot read {path}: {err.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{what}: {path} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+                         "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{what}: {path} is not valid TOML: {err}") from None
+
+
 def read_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The file's known values (``ca_cert`` made absolute) and a problem per unknown key.
 
     A missing or unparsable file raises ``UsageError`` at once.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"config: no file at {path}") from None
-    except OSError as err:
-        raise UsageError(f"config: cannot read {path}: {err.strerror}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"config: {path} is not valid TOML: {err}") from None
+    raw = read_toml(path, "config")
     values, problems = _known(raw, f"{path.name}: ")
     ca_cert = values.get("ca_cert")
-    if isinstance(ca_cert, str) and ca_cert and not Path(ca_cert).is_absolute():
+    # A NUL (which the spec refuses, naming it) would make resolve() raise first.
+    if isinstance(ca_cert, str) and ca_cert and "\0" not in ca_cert and not Path(ca_cert).is_absolute():
         values["ca_cert"] = str((path.parent / ca_cert).resolve())
     return values, problems
 
