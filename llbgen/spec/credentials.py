@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from llbgen.spec.model import ImageSpec
 
-# netrc and apt's auth.conf are whitespace-separated tokens with no quoting.
-_UNQUOTABLE = re.compile(r"[\s\x00-\x1f\x7f]")
+# netrc and apt's auth.conf are whitespace-separated tokens; quoting differs between
+# readers (Python 3.8's netrc has none), so what would need it is refused.
+_UNQUOTABLE = re.compile(r"[\s\x00-\x1f\x7f\"'\\]")
 
 # Which mirror fields a build step fetches from, and with what (conda channels are
 # only written to .condarc: nothing fetches from them at build time).
@@ -61,7 +62,8 @@ def split_login(url: str, field: str) -> tuple[str, MirrorLogin | None]:
     username, password = (urllib.parse.unquote(p) for p in userinfo.split(":", 1))
     if not username or not password or _UNQUOTABLE.search(username + password):
         raise CredentialProblem(f"{field}: the user name or password in the URL of {clean} is empty or holds "
-                                "spaces or control characters, which netrc and apt's auth.conf cannot carry")
+                                "spaces, quotes, backslashes or control characters, which netrc and apt's "
+                                "auth.conf cannot carry; change the password")
     try:
         port = parts.port
     except ValueError:

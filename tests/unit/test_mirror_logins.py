@@ -57,7 +57,7 @@ def test_split_login_keeps_the_url_and_decodes_the_login():
 
 
 @pytest.mark.parametrize("url", ["https://token@pypi.corp/simple", "https://me:two%20words@pypi.corp/simple",
-                                 "https://me:@pypi.corp/simple"])
+                                 "https://me:@pypi.corp/simple", "https://me:a%22b@pypi.corp/simple"])
 def test_a_login_netrc_cannot_carry_is_refused(url: str):
     with pytest.raises(CredentialProblem, match="mirrors.pip_index_url"):
         split_login(url, "mirrors.pip_index_url")
