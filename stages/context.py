@@ -3,7 +3,8 @@
 The resolved spec, the two starting points (the base the os layer is built on,
 and the neutral builder image the python, jupyter and torch layers are built
 on), the mirrors, and how download steps reach the network: network mode,
-the CA bundle's secret id and the proxy variables' secret ids.
+the CA bundle's secret id, the proxy variables' secret ids and the mirror logins
+(``spec.logins``, served as a netrc for pip and an auth.conf for apt).
 
 Base and builder are States: pinned and carrying their image config when a
 builder resolved them (``Builder.resolve``), plain ``llb.image(...)`` for dry
