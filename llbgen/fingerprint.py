@@ -7,7 +7,7 @@ engine's image store alone, that a tag already holds exactly the image it would 
 (see ``llbgen.uptodate``).
 
 Left out, as BuildKit leaves them out of its own cache keys: secret values (the CA
-bundle, proxies, ``--secret``) and whatever network steps download.
+bundle, proxies, mirror logins, ``--secret``) and whatever network steps download.
 """
 
 from __future__ import annotations

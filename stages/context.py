@@ -3,7 +3,8 @@
 The resolved spec, the two starting points (the base the os layer is built on,
 and the neutral builder image the python, jupyter and torch layers are built
 on), the mirrors, and how download steps reach the network: network mode,
-the CA bundle's secret id and the proxy variables' secret ids.
+the CA bundle's secret id, the proxy variables' secret ids and the mirror logins
+(``spec.logins``, served as a netrc for pip and an auth.conf for apt).
 
 Base and builder are States: pinned and carrying their image config when a
 builder resolved them (``Builder.resolve``), plain ``llb.image(...)`` for dry
@@ -20,6 +21,8 @@ import llbgen
 from llbgen import llb
 from llbgen.errors import UsageError
 from llbgen.spec import Mirrors, ResolvedSpec
+from llbgen.spec.credentials import APT_FIELDS, PIP_FIELDS, apt_auth_text, netrc_text
+from stages.step import APT_AUTH, PIP_NETRC
 
 # The images llbgen builds are x86-64 (the Miniconda installers it picks are).
 PLATFORM = llb.Platform("linux", "amd64")
@@ -29,7 +32,7 @@ CA_SECRET_ID = "llbgen-ca"
 # may hold credentials, and a proxy change must not invalidate every layer.
 PROXY_SECRETS = {"http_proxy": "llbgen-http-proxy", "https_proxy": "llbgen-https-proxy",
                  "no_proxy": "llbgen-no-proxy"}
-RESERVED_SECRET_IDS = frozenset({CA_SECRET_ID, *PROXY_SECRETS.values()})
+RESERVED_SECRET_IDS = frozenset({CA_SECRET_ID, *PROXY_SECRETS.values(), PIP_NETRC.id, APT_AUTH.id})
 
 NetworkMode = Literal["sandbox", "host"]
 
@@ -86,8 +89,17 @@ class StageContext:
     def ca(self) -> bool:
         return self.ca_secret_id is not None
 
+    @property
+    def pip_login(self) -> bool:
+        """Whether a pip index was given with a login (pip steps then mount the netrc secret)."""
+        return any(x.field in PIP_FIELDS for x in self.spec.logins)
+
+    @property
+    def apt_login(self) -> bool:
+        return any(x.field in APT_FIELDS for x in self.spec.logins)
+
     def secrets(self) -> dict[str, bytes]:
-        """The session secrets the steps need: the CA bundle and the proxy values (read now)."""
+        """The session secrets the steps need: the CA bundle, the proxy values (read now) and the mirror logins."""
         values: dict[str, bytes] = {}
         ca_cert = self.spec.spec.ca_cert
         if self.ca_secret_id and ca_cert is not None:
@@ -99,4 +111,9 @@ class StageContext:
             value = getattr(self.spec.spec.proxy, name)
             if value:
                 values[secret_id] = value.encode()
+        logins = self.spec.logins
+        if self.pip_login:
+            values[PIP_NETRC.id] = netrc_text(tuple(x for x in logins if x.field in PIP_FIELDS)).encode()
+        if self.apt_login:
+            values[APT_AUTH.id] = apt_auth_text(tuple(x for x in logins if x.field in APT_FIELDS)).encode()
         return values

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from llbgen import llb
 from stages.context import StageContext
-from stages.step import CA_PATH, CacheDir, Step, quote, run_steps, script
+from stages.step import APT_AUTH, CA_PATH, CacheDir, Step, quote, run_steps, script
 
 PACKAGES = ("openssh-server", "locales", "tzdata", "curl", "ca-certificates", "vim", "tmux", "wget", "tini",
             "supervisor", "procps", "less")
@@ -73,22 +73,26 @@ class OsStage:
     packages: tuple[str, ...] = PACKAGES
     apt_mirror: str | None = None
     ca: bool = False
+    apt_login: bool = False  # the mirror's login, as a secret auth.conf
 
     @classmethod
     def from_context(cls, ctx: StageContext) -> OsStage:
         extra = tuple(p for p in ctx.spec.spec.apt_packages if p not in PACKAGES)
         return cls(base_image=ctx.spec.base_image, distro=ctx.spec.distro, packages=PACKAGES + extra,
-                   apt_mirror=ctx.mirrors.apt, ca=ctx.ca)
+                   apt_mirror=ctx.mirrors.apt, ca=ctx.ca, apt_login=ctx.apt_login)
 
     def depends_on(self) -> dict[str, str]:
         deps = {"base": self.base_image, "packages": " ".join(self.packages),
                 "apt mirror": self.apt_mirror or "(the base's sources)"}
         if self.ca:
             deps["CA bundle"] = "secret mount (content not in the key)"
+        if self.apt_login:
+            deps["apt login"] = "secret mount (not in the key)"
         return deps
 
     def steps(self) -> tuple[Step, ...]:
         apt = "apt-get -o Acquire::Retries=5" + (f" -o Acquire::https::CAInfo={CA_PATH}" if self.ca else "")
+        apt += f" -o Dir::Etc::netrc={APT_AUTH.path}" if self.apt_login else ""
         body = script(
             f"if [ -f {DOCKER_CLEAN} ]; then mv {DOCKER_CLEAN} /tmp/llbgen-docker-clean; fi",
             mirror_rewrite(self.apt_mirror) if self.apt_mirror else "",
@@ -113,6 +117,7 @@ class OsStage:
                     CacheDir("/var/lib/apt", f"llbgen-apt-lib-{self.distro}", "locked"),
                 ),
                 network="download",
+                secret_files=(APT_AUTH,) if self.apt_login else (),
             ),
         )
 

@@ -9,7 +9,8 @@ to one ``RUN --mount=...`` plus ``COPY <<EOF`` heredocs), so the two never drift
 What a step reaches on the network is decided here, not by the stage: a
 ``download`` step gets the build's network mode (``--network host``), the proxy
 variables (as secret environment variables, so they are neither in the cache key
-nor in the definition) and the CA bundle (a secret mount for that step only).
+nor in the definition), the CA bundle and the step's mirror logins (secret mounts
+for that step only).
 An ``offline`` step runs with no network at all.
 """
 
@@ -27,6 +28,22 @@ if TYPE_CHECKING:
 
 # Where a download step finds the build's CA bundle (a secret mount, never a layer).
 CA_PATH = "/run/secrets/llbgen-ca"
+
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A build secret mounted for one step only (a mirror login): in no layer, its value in no cache key."""
+
+    id: str
+    path: str
+    mode: int = 0o400
+
+
+# Logins taken out of mirror URLs: a netrc pip reads (through NETRC), and apt's auth.conf
+# (readable by all: apt's download methods run as _apt).
+PIP_NETRC = SecretFile("llbgen-pip-netrc", "/run/secrets/llbgen-pip-netrc")
+APT_AUTH = SecretFile("llbgen-apt-auth", "/run/secrets/llbgen-apt-auth", 0o444)
 
 # Fixed mtime for files llbgen writes itself, so those layers are byte-for-byte reproducible.
 FILE_TIMESTAMP_NS = 0
@@ -75,6 +92,7 @@ class Step:
     network: Literal["download", "offline"] = "download"
     http_files: tuple[HttpFile, ...] = ()
     writes: tuple[WriteFile, ...] = ()
+    secret_files: tuple[SecretFile, ...] = ()  # mounted only when the step downloads
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -108,12 +126,18 @@ def pip_install(requirements: Sequence[str], *, index_url: str | None, extra_ind
 PIP_CACHE_DEST = "/root/.cache/pip"
 
 
-def pip_env(ca: bool) -> tuple[tuple[str, str], ...]:
+def pip_env(ca: bool, netrc: bool = False) -> tuple[tuple[str, str], ...]:
     env = [("PIP_DISABLE_PIP_VERSION_CHECK", "1"), ("PIP_NO_INPUT", "1"), ("PIP_PROGRESS_BAR", "off"),
            ("PIP_ROOT_USER_ACTION", "ignore")]
     if ca:
         env.append(("PIP_CERT", CA_PATH))
+    if netrc:  # the index logins: pip's requests reads the netrc NETRC names
+        env.append(("NETRC", PIP_NETRC.path))
     return tuple(env)
+
+
+def pip_secrets(netrc: bool) -> tuple[SecretFile, ...]:
+    return (PIP_NETRC,) if netrc else ()
 
 
 def pip_cache(python: str) -> CacheDir:
@@ -132,6 +156,7 @@ def run_step(state: llb.State, step: Step, ctx: StageContext) -> llb.State:
         network = ctx.network
         if ctx.ca_secret_id:
             mounts.append(llb.secret_mount(CA_PATH, ctx.ca_secret_id, mode=0o444))
+        mounts += [llb.secret_mount(f.path, f.id, mode=f.mode) for f in step.secret_files]
         secret_env = [llb.SecretEnv(secret_id, env) for env, secret_id in ctx.proxy_env]
     else:
         network = "none"

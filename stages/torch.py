@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from llbgen import llb
 from stages.context import StageContext
-from stages.step import Step, pip_cache, pip_env, pip_install, run_steps, script
+from stages.step import Step, pip_cache, pip_env, pip_install, pip_secrets, run_steps, script
 
 PYPI = "https://pypi.org/simple"
 
@@ -27,23 +27,27 @@ class TorchStage:
     pip_index_url: str | None = None
     pip_extra_index_urls: tuple[str, ...] = ()
     ca: bool = False
+    netrc: bool = False  # the indexes' logins, as a secret
 
     @classmethod
     def from_context(cls, ctx: StageContext) -> TorchStage:
         return cls(python=ctx.spec.python, requirements=tuple(ctx.spec.pip_requirements),
                    index_url=ctx.spec.torch_index_url, pip_index_url=ctx.mirrors.pip_index_url,
-                   pip_extra_index_urls=tuple(ctx.mirrors.pip_extra_index_urls), ca=ctx.ca)
+                   pip_extra_index_urls=tuple(ctx.mirrors.pip_extra_index_urls), ca=ctx.ca, netrc=ctx.pip_login)
 
     def depends_on(self) -> dict[str, str]:
-        return {"jupyter layer": f"Python {self.python} + Jupyter", "packages": " ".join(self.requirements),
+        deps = {"jupyter layer": f"Python {self.python} + Jupyter", "packages": " ".join(self.requirements),
                 "index": self.index_url}
+        if self.netrc:
+            deps["pip login"] = "secret mount (not in the key)"
+        return deps
 
     def steps(self) -> tuple[Step, ...]:
         install = pip_install(self.requirements, index_url=self.index_url,
                               extra_index_urls=(self.pip_index_url or PYPI, *self.pip_extra_index_urls))
         return (Step(name=f"torch: pip install {' '.join(self.requirements)} from {self.index_url}",
-                     script=script(install), env=pip_env(self.ca), caches=(pip_cache(self.python),),
-                     network="download"),)
+                     script=script(install), env=pip_env(self.ca, self.netrc), caches=(pip_cache(self.python),),
+                     network="download", secret_files=pip_secrets(self.netrc)),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:
         return run_steps(on, self.steps(), ctx)
@@ -64,6 +68,7 @@ class ExtrasStage:
     pip_index_url: str | None = None
     pip_extra_index_urls: tuple[str, ...] = ()
     ca: bool = False
+    netrc: bool = False
 
     @classmethod
     def from_context(cls, ctx: StageContext) -> ExtrasStage | None:
@@ -75,17 +80,21 @@ class ExtrasStage:
         return cls(python=ctx.spec.python, packages=tuple(ctx.spec.spec.pip_packages),
                    keep=tuple(ctx.spec.pip_requirements) + ((numpy,) if numpy else ()),
                    pip_index_url=ctx.mirrors.pip_index_url,
-                   pip_extra_index_urls=tuple(ctx.mirrors.pip_extra_index_urls), ca=ctx.ca)
+                   pip_extra_index_urls=tuple(ctx.mirrors.pip_extra_index_urls), ca=ctx.ca, netrc=ctx.pip_login)
 
     def depends_on(self) -> dict[str, str]:
-        return {"torch layer": " ".join(self.keep), "packages": " ".join(self.packages),
+        deps = {"torch layer": " ".join(self.keep), "packages": " ".join(self.packages),
                 "pip index": " ".join(filter(None, (self.pip_index_url, *self.pip_extra_index_urls))) or "PyPI"}
+        if self.netrc:
+            deps["pip login"] = "secret mount (not in the key)"
+        return deps
 
     def steps(self) -> tuple[Step, ...]:
         install = pip_install((*self.packages, *self.keep), index_url=self.pip_index_url,
                               extra_index_urls=self.pip_extra_index_urls)
         return (Step(name=f"extras: pip install {' '.join(self.packages)}", script=script(install),
-                     env=pip_env(self.ca), caches=(pip_cache(self.python),), network="download"),)
+                     env=pip_env(self.ca, self.netrc), caches=(pip_cache(self.python),), network="download",
+                     secret_files=pip_secrets(self.netrc)),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:
         return run_steps(on, self.steps(), ctx)

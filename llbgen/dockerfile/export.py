@@ -18,6 +18,7 @@ from llbgen.dockerfile.readme import render_readme
 from llbgen.errors import UsageError
 from llbgen.reference import check_tag
 from llbgen.spec import ResolvedSpec
+from llbgen.spec.credentials import UNUSED_FIELDS
 from stages.context import NetworkMode, StageContext
 from stages.plan import layer_plan
 
@@ -45,6 +46,7 @@ def render_export(resolved: ResolvedSpec, *, tag: str | None = None, network: Ne
             check_tag(tag)
         except ValueError as err:
             raise UsageError(f"tag {err}") from None
+    _refuse_logins(resolved)
     ctx = StageContext.create(resolved, image_tag=tag, network=network)
     plan = layer_plan(ctx, merge_supported=True)
     dockerfile = render_dockerfile(plan, ctx, syntax_line=syntax_line)
@@ -56,6 +58,15 @@ def render_export(resolved: ResolvedSpec, *, tag: str | None = None, network: Ne
     for f in dockerfile.context_files:
         files[f.path] = (f.mode, f.data)
     return Export(dockerfile, files)
+
+
+def _refuse_logins(resolved: ResolvedSpec) -> None:
+    """A mirror login a build step needs would have to be in the Dockerfile or build.sh: refused."""
+    used = [x.field for x in resolved.logins if x.field not in UNUSED_FIELDS]
+    if used:
+        raise UsageError(f"{used[0]}: a login in the URL cannot go into an exported Dockerfile or build.sh; "
+                         "build with llbgen build (it passes the login as a build secret), or export with a "
+                         "mirror that needs no login")
 
 
 def _check_target(out_dir: Path, force: bool) -> None:

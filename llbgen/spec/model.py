@@ -194,9 +194,14 @@ def format_problems(problems: list[str]) -> str:
     return f"{len(problems)} problems:\n" + "\n".join(f" - {p}" for p in problems)
 
 
+_PASSWORD_IN_URL = re.compile(r"(://[^/@\s:]*:)[^/@\s]*@")
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "spec"
     kind, value = error["type"], error.get("input")
+    if isinstance(value, str):  # a mirror URL's password is not echoed back
+        value = _PASSWORD_IN_URL.sub(r"\1***@", value)
     if kind == "string_pattern_mismatch":
         hint = _HINTS.get(error["ctx"]["pattern"], f"a value matching {error['ctx']['pattern']}")
         return f"{field}: {value!r} is not {hint}"

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llbgen.errors import UsageError
 from llbgen.reference import check_tag
 from llbgen.spec import compat
+from llbgen.spec.credentials import MirrorLogin, login_notes, strip_logins
 from llbgen.spec.model import (
     DEFAULT_CPU_TAG_TEMPLATE,
     DEFAULT_TAG_TEMPLATE,
@@ -54,7 +55,8 @@ class ResolvedSpec(_Frozen):
     """Everything a build needs, with every default filled in and every combination checked."""
 
     spec: ImageSpec = Field(
-        description="The spec as the user gave it (mirrors, proxy, packages and CA bundle are read from here)."
+        description="The spec as the user gave it (mirrors, proxy, packages and CA bundle are read from here), "
+        "its mirror URLs without credentials."
     )
     torch: str = Field(description="torch release.")
     torchvision: str | None = Field(description="torchvision release paired with torch, or None when none is installed.")
@@ -76,14 +78,18 @@ class ResolvedSpec(_Frozen):
         description="Pinned torch packages, e.g. ('torch==2.3.0', 'torchvision==0.18.0', ...)."
     )
     notes: tuple[str, ...] = Field((), description="Things resolution decided that the user may want to know.")
+    # Never dumped (the spec label, bake's --print) nor shown: they reach build steps as secrets only.
+    logins: tuple[MirrorLogin, ...] = Field((), exclude=True, repr=False,
+                                            description="Credentials taken out of the mirror URLs.")
 
 
 def resolve_spec(spec: ImageSpec) -> ResolvedSpec:
     """Fill defaults and check ``spec`` against the compatibility data; one ``UsageError`` lists every problem."""
-    resolved, problems = _Resolution(spec.model_dump(), bad=set()).run()
-    if problems:
-        raise UsageError(format_problems(problems))
-    return ResolvedSpec(spec=spec, **resolved)
+    spec, logins, problems = strip_logins(spec)
+    resolved, more = _Resolution(spec.model_dump(), bad=set()).run()
+    if problems or more:
+        raise UsageError(format_problems(problems + more))
+    return _resolved(spec, logins, resolved)
 
 
 def check_values(values: Mapping[str, Any]) -> tuple[ResolvedSpec | None, list[str]]:
@@ -95,10 +101,15 @@ def check_values(values: Mapping[str, Any]) -> tuple[ResolvedSpec | None, list[s
         bad = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
         _, more = _Resolution(dict(values), bad).run()
         return None, problems + [p for p in more if p not in problems]
-    resolved, problems = _Resolution(spec.model_dump(), bad=set()).run()
-    if problems:
-        return None, problems
-    return ResolvedSpec(spec=spec, **resolved), []
+    spec, logins, problems = strip_logins(spec)
+    resolved, more = _Resolution(spec.model_dump(), bad=set()).run()
+    if problems or more:
+        return None, problems + more
+    return _resolved(spec, logins, resolved), []
+
+
+def _resolved(spec: ImageSpec, logins: tuple[MirrorLogin, ...], resolved: dict[str, Any]) -> ResolvedSpec:
+    return ResolvedSpec(spec=spec, logins=logins, **{**resolved, "notes": resolved["notes"] + login_notes(logins)})
 
 
 def resolve_values(values: Mapping[str, Any]) -> ResolvedSpec:
