@@ -144,6 +144,8 @@ def build_image(
     Raises ``BuildFailed``/``Cancelled``/``CapabilityMissing`` like ``Builder.solve``.
     """
     from llbgen.builder.solve import SolveOptions
+    from llbgen.errors import BuildFailed
+    from llbgen.input_hints import step_hint
     from stages import StageContext, layer_plan
 
     started = time.monotonic()
@@ -151,8 +153,9 @@ def build_image(
     if secrets is None:
         secrets = stage_secrets(resolved)
     resolver = resolver or ImageResolver(builder)
-    base = resolver.resolve(resolved.base_image)
-    builder_state = base if resolved.builder_image == resolved.base_image else resolver.resolve(resolved.builder_image)
+    base = _resolve_input(resolver, resolved.base_image, builder_image=False)
+    builder_state = base if resolved.builder_image == resolved.base_image else _resolve_input(
+        resolver, resolved.builder_image, builder_image=True)
     ctx = StageContext.create(resolved, base=base, builder=builder_state, image_tag=tag_list[0],
                               network=network)  # type: ignore[arg-type]
     plan = layer_plan(ctx, merge_supported=builder.info.merge_op and builder.info.diff_op)
@@ -163,10 +166,26 @@ def build_image(
         entitlements=["network.host"] if network == "host" else [], progress=progress,
         progress_stream=progress_stream,
     )
-    result = builder.solve(plan.image, options)
+    try:
+        result = builder.solve(plan.image, options)
+    except BuildFailed as err:
+        hint = step_hint(str(err))
+        if hint:
+            raise BuildFailed(f"{err}\n{hint}") from None
+        raise
     return BuildOutcome(tags=tag_list, builder=str(builder.address), image_digest=result.image_digest,
                         seconds=time.monotonic() - started, plan=plan, result=result,
                         layer_vertices=layer_vertices(plan, result.vertices))
+
+
+def _resolve_input(resolver: ImageResolver, ref: str, *, builder_image: bool) -> State:
+    """The image pinned; when it cannot be had, the error says which image it is and which flag replaces it."""
+    from llbgen.input_hints import image_error
+
+    try:
+        return resolver.resolve(ref)
+    except UsageError as err:
+        raise UsageError(image_error(ref, str(err), builder_image=builder_image)) from None
 
 
 # --- which layer each reported step belongs to ------------------------------------------

@@ -32,8 +32,12 @@ def test_docker_run_script_is_valid_bash():
     script = EXAMPLES / "docker-run.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
-    for flag in ("--gpus all", "--ipc=host", "-p 2222:22", "-p 8888:8888", "-p 6006:6006", "PUBLIC_KEY_FILE"):
+    for flag in ("GPUS=${GPUS:-all}", '--gpus "$GPUS"', "--ipc=host", "SSH_PORT=${SSH_PORT:-2222}", '"$SSH_PORT:22"',
+                 "JUPYTER_PORT=${JUPYTER_PORT:-8888}", "TENSORBOARD_PORT=${TENSORBOARD_PORT:-6006}", "PUBLIC_KEY_FILE"):
         assert flag in text
+    # A volume over /root would hold /root/miniconda3 and keep an old image's packages.
+    volumes = [line.split()[1].strip('"') for line in text.splitlines() if line.strip().startswith("-v ")]
+    assert [v.split(":")[1] for v in volumes] == ["/root/work", "/root/tensorboard-logs"]
 
 
 def test_example_config_resolves():

@@ -119,8 +119,8 @@ def test_plain_output_matches_buildx_shape():
     lines = render_plain(cached_and_run_build())
     assert lines == [
         "#1 [1/3] FROM docker.io/library/debian:bookworm",
-        "#1 sha256:abc 1.05MB / 2.10MB 0.3s",
-        "#1 sha256:abc 2.10MB / 2.10MB 0.6s done",
+        "#1 sha256:abc 1.05MB / 2.10MB (3.50MB/s) 0.3s",
+        "#1 sha256:abc 2.10MB / 2.10MB (3.50MB/s) 0.6s done",
         "#1 DONE 0.7s",
         "",
         "#2 [internal] load metadata",
@@ -167,9 +167,9 @@ def test_plain_throttles_small_transfer_updates():
     )
     transfer_lines = [line for line in render_plain(messages) if "sha256:abc" in line]
     assert transfer_lines == [
-        "#1 sha256:abc 10.00kB / 1.00MB 0.1s",
-        "#1 sha256:abc 60.00kB / 1.00MB 0.6s",
-        "#1 sha256:abc 1.00MB / 1.00MB 0.9s done",
+        "#1 sha256:abc 10.00kB / 1.00MB (100.00kB/s) 0.1s",
+        "#1 sha256:abc 60.00kB / 1.00MB (100.00kB/s) 0.6s",
+        "#1 sha256:abc 1.00MB / 1.00MB (1.11MB/s) 0.9s done",
     ]
 
 
@@ -309,8 +309,88 @@ def test_tty_renderer_draws_steps_on_a_terminal():
     assert "[1/3] FROM docker.io/library/debian:bookworm" in text
     assert "CACHED [internal] load metadata" in text
     assert "ERROR [3/3] RUN make" in text
-    assert "sha256:abc" in text and "2.10MB / 2.10MB" in text
+    assert "sha256:abc" in text and "2.10MB / 2.10MB (3.50MB/s)" in text
     assert "[+] Building" in text
+
+
+class FakeClock:
+    """The local clock, at T0 + ``seconds`` (the recorded stream's daemon clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> float:
+        return T0.timestamp() + self.seconds
+
+
+def tty_text(renderer: TtyRenderer) -> str:
+    out = io.StringIO()
+    Console(file=out, width=120, height=30).print(renderer._live_view())
+    return out.getvalue()
+
+
+def test_tty_running_step_timer_advances_after_a_replayed_old_start():
+    # BuildKit replays a shared step's original start (an hour ago); the running step's
+    # timer must still count from its own start, as the clock advances.
+    clock = FakeClock(0.0)
+    renderer = TtyRenderer(Console(file=io.StringIO(), width=120, height=30), clock=clock)
+    renderer.recorder.update(
+        control_pb2.StatusResponse(vertexes=[vertex(BASE, "image debian", started=-3600.0, completed=-3599.9,
+                                                    cached=True)])
+    )
+    renderer.recorder.update(control_pb2.StatusResponse(vertexes=[vertex(UPDATE, "os: apt-get install", started=0.0)]))
+    step_line = next(line for line in tty_text(renderer).splitlines() if "os: apt-get install" in line)
+    assert step_line.rstrip().endswith(" 0.0s")
+    clock.seconds = 93.0
+    step_line = next(line for line in tty_text(renderer).splitlines() if "os: apt-get install" in line)
+    assert step_line.rstrip().endswith(" 93.0s")
+
+
+def test_tty_running_step_timer_advances_when_the_stream_is_silent():
+    # No message arrives while a silent step runs; its timer still moves with the local clock.
+    clock = FakeClock(0.0)
+    renderer = TtyRenderer(Console(file=io.StringIO(), width=120, height=30), clock=clock)
+    renderer.recorder.update(control_pb2.StatusResponse(vertexes=[vertex(UPDATE, "torch: pip install", started=0.0)]))
+    clock.seconds = 12.0
+    step_line = next(line for line in tty_text(renderer).splitlines() if "torch: pip install" in line)
+    assert step_line.rstrip().endswith(" 12.0s")
+
+
+def test_tty_shows_bytes_and_rate_of_a_running_download():
+    renderer = TtyRenderer(Console(file=io.StringIO(), width=120, height=30), clock=FakeClock(2.0))
+    renderer.recorder.update(control_pb2.StatusResponse(vertexes=[vertex(BASE, "pull nvidia/cuda", started=0.0)]))
+    renderer.recorder.update(
+        control_pb2.StatusResponse(statuses=[status(BASE, "sha256:layer", 500_000_000, 2_000_000_000, 0.0, 2.0)])
+    )
+    line = next(line for line in tty_text(renderer).splitlines() if "sha256:layer" in line)
+    assert "500.00MB / 2.00GB (250.00MB/s)" in line
+
+
+def test_plain_gives_a_finished_step_one_final_state_when_a_sibling_fails():
+    lines = render_plain(
+        [
+            control_pb2.StatusResponse(vertexes=[vertex(COPY, "init: files", started=0.0, completed=0.1)]),
+            control_pb2.StatusResponse(vertexes=[vertex(FAIL, "download Miniconda", started=0.0)]),
+            control_pb2.StatusResponse(
+                vertexes=[
+                    vertex(FAIL, "download Miniconda", started=0.0, completed=0.2, error="dial tcp: no such host"),
+                    vertex(COPY, "init: files", started=0.0, completed=0.3, error="context canceled: context canceled"),
+                ]
+            ),
+        ]
+    )
+    assert [line for line in lines if line.startswith("#1 ") and line != "#1 init: files"] == ["#1 DONE 0.1s"]
+    assert "#2 ERROR: dial tcp: no such host" in lines
+
+
+def test_plain_prints_one_verdict_for_a_step_reported_finished_twice():
+    lines = render_plain(
+        [
+            control_pb2.StatusResponse(vertexes=[vertex(COPY, "init: image-info", completed=0.1)]),
+            control_pb2.StatusResponse(vertexes=[vertex(COPY, "init: image-info", started=0.2, completed=0.3)]),
+        ]
+    )
+    assert [line for line in lines if "DONE" in line] == ["#1 DONE"]
 
 
 def test_quiet_renderer_records_without_output():

@@ -39,6 +39,17 @@ def transfer_size(status: TransferStatus) -> str:
     return ""
 
 
+def transfer_rate(status: TransferStatus) -> str:
+    """``3.50MB/s``: the average rate so far, once the transfer has run long enough to tell."""
+    end = status.completed if status.completed is not None else status.timestamp
+    if status.started is None or end is None or not status.current:
+        return ""
+    seconds = end - status.started
+    if seconds < 0.05:
+        return ""
+    return f"{human_bytes(round(status.current / seconds))}/s"
+
+
 def format_failure(recorder: ProgressRecorder, max_log_lines: int = 10) -> str:
     """The final error: one line naming the failed step and exit code, then its last log lines.
 

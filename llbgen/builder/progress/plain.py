@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING
 
 from llbgen.builder.progress.base import _RendererBase
-from llbgen.builder.progress.format import transfer_size
+from llbgen.builder.progress.format import transfer_rate, transfer_size
 from llbgen.builder.progress.recorder import (
     NameFor,
     TransferStatus,
@@ -35,6 +35,9 @@ class PlainRenderer(_RendererBase):
         self._current: VertexState | None = None
         self._printed_any = False
         self._last_printed: dict[tuple[str, str], tuple[int, float]] = {}
+        # A step gets one final state: BuildKit may report a finished step finished again
+        # (a second run of a shared step); only a later failure is news worth a second verdict.
+        self._verdict_printed: set[str] = set()
 
     def update(self, resp: control_pb2.StatusResponse) -> None:
         changes = self.recorder.update(resp)
@@ -63,12 +66,15 @@ class PlainRenderer(_RendererBase):
         body = self._status_lines(change) + [f"#{vertex.number} {line.formatted()}" for line in change.log_lines]
         body += [f"#{vertex.number} WARN: {text}" for text in change.warnings]
         verdict = self._verdict(vertex) if change.completed else None
+        if verdict is not None and vertex.digest in self._verdict_printed and not vertex.is_failed:
+            verdict = None
         # A step announced but not started (still waiting on inputs) has nothing to show yet.
         if not body and verdict is None and not change.started:
             return []
         lines = self._switch_to(vertex) + body
         if verdict is not None:
             lines.append(verdict)
+            self._verdict_printed.add(vertex.digest)
             self._current = None
         return lines
 
@@ -91,6 +97,9 @@ class PlainRenderer(_RendererBase):
             if not self._worth_printing(change.vertex, status):
                 continue
             size = transfer_size(status)
+            rate = transfer_rate(status)
+            if rate:
+                size += f" ({rate})"
             timing = ""
             end = status.completed if status.completed is not None else status.timestamp
             if status.started is not None and end is not None and end - status.started > 0.01:

@@ -80,6 +80,8 @@ class VertexState:
     statuses: dict[str, TransferStatus] = field(default_factory=dict)
     log_tail: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
     warnings: list[str] = field(default_factory=list)
+    # Local clock when this run of the step was first reported started (timers never stall).
+    seen_started: float | None = None
     # Per stream: (timestamp of first chunk, bytes after the last newline).
     # Steps write lines in arbitrary chunks; a line is shown only once complete.
     _partial: dict[int, tuple[float | None, bytes]] = field(default_factory=dict, repr=False)
@@ -161,13 +163,17 @@ def _optional_seconds(message, field_name: str) -> float | None:
 class ProgressRecorder:
     """Folds ``StatusResponse`` messages into per-step state, in arrival order."""
 
-    def __init__(self, name_for: NameFor | None = None, log_tail: int = LOG_TAIL_LINES) -> None:
+    def __init__(self, name_for: NameFor | None = None, log_tail: int = LOG_TAIL_LINES,
+                 clock: Callable[[], float] = time.time) -> None:
         self._name_for = name_for
         self._log_tail = log_tail
+        self._clock = clock
         self._vertices: dict[str, VertexState] = {}  # insertion order = first seen
         self._next_number = 1
-        # Local clock minus daemon clock, measured when the first step starts:
-        # a remote daemon's clock may differ, and running times must not.
+        # Local clock minus daemon clock: a remote daemon's clock may differ, and running
+        # times must not. The smallest difference seen wins: BuildKit replays the old start
+        # times of steps it shares with earlier builds, and one of those taken as "now"
+        # would freeze every running timer at 0.0s.
         self.clock_offset: float | None = None
 
     # -- feeding --------------------------------------------------------
@@ -183,6 +189,8 @@ class ProgressRecorder:
 
         for vtx in resp.vertexes:
             self._apply_vertex(vtx, change_for)
+            self._observe_daemon_time(_optional_seconds(vtx, "started"))
+            self._observe_daemon_time(_optional_seconds(vtx, "completed"))
         for status in resp.statuses:
             state = self._vertices.get(status.vertex)
             if state is None:
@@ -196,6 +204,7 @@ class ProgressRecorder:
                 started=_optional_seconds(status, "started"),
                 completed=_optional_seconds(status, "completed"),
             )
+            self._observe_daemon_time(transfer.timestamp)
             state.statuses[status.ID] = transfer
             self._number(state)
             change_for(state).statuses.append(transfer)
@@ -211,6 +220,7 @@ class ProgressRecorder:
             state = self._vertices.get(log.vertex)
             if state is None:
                 continue
+            self._observe_daemon_time(_optional_seconds(log, "timestamp"))
             lines = self._append_log(state, log)
             self._number(state)
             change_for(state).log_lines.extend(lines)
@@ -245,6 +255,8 @@ class ProgressRecorder:
             change_for(state)
         elif state.started is not None and started is None:
             return  # a re-sent "pending" announcement of a step already running says nothing new
+        elif state.is_completed and not state.error and vtx.error.endswith(_CANCELED_SUFFIX):
+            return  # a step that finished stays finished when a sibling's failure cancels the build
 
         if vtx.name != state.daemon_name:
             state.daemon_name = vtx.name
@@ -258,8 +270,7 @@ class ProgressRecorder:
         if started is not None and started != state.started:
             state.started = started
             state.completed = None  # a re-run (same step needed again) starts fresh
-            if self.clock_offset is None:
-                self.clock_offset = time.time() - started
+            state.seen_started = self._clock()
             self._number(state)
             change_for(state).started = True
         if completed is not None and completed != state.completed:
@@ -342,4 +353,18 @@ class ProgressRecorder:
 
     def daemon_now(self) -> float:
         """The current time on the daemon's clock (best estimate)."""
-        return time.time() - (self.clock_offset or 0.0)
+        return self._clock() - (self.clock_offset or 0.0)
+
+    def running_seconds(self, state: VertexState) -> float:
+        """How long a running step has run: by the daemon's start time, and at least since it was seen starting."""
+        if state.started is None:
+            return 0.0
+        seen = self._clock() - state.seen_started if state.seen_started is not None else 0.0
+        return max(0.0, self.daemon_now() - state.started, seen)
+
+    def _observe_daemon_time(self, timestamp: float | None) -> None:
+        if timestamp is None:
+            return
+        offset = self._clock() - timestamp
+        if self.clock_offset is None or offset < self.clock_offset:
+            self.clock_offset = offset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
@@ -13,9 +14,10 @@ from rich.table import Table
 from rich.text import Text
 
 from llbgen.builder.progress.base import _RendererBase
-from llbgen.builder.progress.format import transfer_size
+from llbgen.builder.progress.format import transfer_rate, transfer_size
 from llbgen.builder.progress.recorder import (
     NameFor,
+    ProgressRecorder,
     TransferStatus,
     VertexState,
 )
@@ -39,8 +41,10 @@ class TtyRenderer(_RendererBase):
         console: Console | None = None,
         name_for: NameFor | None = None,
         phase: str = "Building",
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(name_for)
+        super().__init__(name_for, ProgressRecorder(name_for=name_for, clock=clock))
+        self._clock = clock
         self._console = console or Console(stderr=True)
         self._phase = phase
         # rich refreshes from its own thread while update() runs on the caller's.
@@ -54,7 +58,7 @@ class TtyRenderer(_RendererBase):
         with self._lock:
             self.recorder.update(resp)
             if self._started_at is None:
-                self._started_at = time.monotonic()
+                self._started_at = self._clock()
         if self._live is None:
             self._live = Live(
                 console=self._console,
@@ -70,7 +74,7 @@ class TtyRenderer(_RendererBase):
         with self._lock:
             self.recorder.flush()
             if self._finished_at is None:
-                self._finished_at = time.monotonic()
+                self._finished_at = self._clock()
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -95,7 +99,7 @@ class TtyRenderer(_RendererBase):
         return Group(header, table)
 
     def _header(self, final: bool) -> Text:
-        end = self._finished_at if final and self._finished_at is not None else time.monotonic()
+        end = self._finished_at if final and self._finished_at is not None else self._clock()
         elapsed = end - self._started_at if self._started_at is not None else 0.0
         states = self.recorder.vertex_states()
         done = sum(1 for v in states if v.is_completed)
@@ -136,25 +140,31 @@ class TtyRenderer(_RendererBase):
             marker,
             Text(label, style=style),
             "",
-            Text(self._duration_text(vertex.started, vertex.completed), style=style),
+            Text(self._step_duration(vertex), style=style),
         )
 
     def _status_cells(self, vertex: VertexState, status: TransferStatus, running: bool) -> tuple:
         style = "" if running else "blue"
         timing = self._duration_text(status.started, status.completed) if status.started is not None else ""
+        rate = transfer_rate(status)
         return (
             "",
             Text(f"=> {status.id}", style=style),
-            Text(transfer_size(status), style=style),
+            Text(" ".join(part for part in (transfer_size(status), rate and f"({rate})") if part), style=style),
             Text(timing, style=style),
         )
+
+    def _step_duration(self, vertex: VertexState) -> str:
+        if vertex.started is None:
+            return ""
+        seconds = vertex.duration if vertex.is_completed else self.recorder.running_seconds(vertex)
+        return _seconds_text(seconds or 0.0)
 
     def _duration_text(self, started: float | None, completed: float | None) -> str:
         if started is None:
             return ""
         end = completed if completed is not None else self.recorder.daemon_now()
-        seconds = max(0.0, end - started)
-        return f"{0.0 if seconds < 0.05 else seconds:.1f}s"
+        return _seconds_text(max(0.0, end - started))
 
     @staticmethod
     def _fit(rows: list[tuple[bool, tuple]], limit: int) -> list[tuple[bool, tuple]]:
@@ -169,3 +179,7 @@ class TtyRenderer(_RendererBase):
                 continue
             kept.append((running, cells))
         return kept[-limit:]
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{0.0 if seconds < 0.05 else seconds:.1f}s"
