@@ -20,7 +20,7 @@ from llbgen.builder.options import CacheEntry
 from llbgen.errors import UsageError
 from llbgen.spec import ResolvedSpec, check_values
 from llbgen.spec.model import TAG_PLACEHOLDERS, format_problems
-from llbgen.spec.resolve import _REFERENCE
+from llbgen.spec.resolve import _REFERENCE, tag_distro
 from llbgen.spec.toml_config import merge_values
 
 
@@ -56,7 +56,7 @@ def tag_values(resolved: ResolvedSpec) -> dict[str, str]:
         "cuda_full": resolved.cuda_full or "cpu",
         "cudnn": resolved.cudnn or "",
         "flavour": resolved.flavour,
-        "distro": resolved.distro,
+        "distro": tag_distro(resolved),
         "variant": resolved.variant,
     }
 
