@@ -48,11 +48,16 @@ def lost_naming_race(recorder: ProgressRecorder) -> tuple[str, str] | None:
 
 
 def image_names(outputs: Sequence[Output]) -> list[str]:
-    """The names the engine's image exporter was asked to give (``name=a,b``)."""
+    """The names the engine's image exporter was asked to give (``name=a,b``).
+
+    Empty when any output is more than naming an image in the engine's store: a push, or
+    another exporter, comes after the naming that failed and never happened.
+    """
     names: list[str] = []
     for output in outputs:
-        if output.type in ("image", "moby"):
-            names += [n for n in output.attrs.get("name", "").split(",") if n]
+        if output.type not in ("image", "moby") or output.attrs.get("push") == "true":
+            return []
+        names += [n for n in output.attrs.get("name", "").split(",") if n]
     return names
 
 
