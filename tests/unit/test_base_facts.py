@@ -101,3 +101,13 @@ def test_image_info_and_labels_state_the_base_not_the_spec() -> None:
                            " with JupyterLab, TensorBoard and SSH")
     plan = layer_plan(ctx, merge_supported=True)
     assert len(plan.warnings) == 1 and "has no CUDA" in plan.warnings[0]
+
+
+def test_exported_dockerfile_and_readme_do_not_guess_the_distro() -> None:
+    from llbgen.dockerfile import render_export
+
+    export = render_export(resolve_values({"torch": "2.3.0", "cpu": True, "base_image": DEBIAN}))
+    dockerfile, readme = (export.files[name][1].decode() for name in ("Dockerfile", "README.md"))
+    header = " ".join(line.removeprefix("# ") for line in dockerfile.splitlines()[:2])
+    assert header == f"pytorch:2.3.0-python3.8-cpu-debian-bookworm: PyTorch 2.3.0, Python 3.8, CPU, {DEBIAN}.", header
+    assert f"PyTorch 2.3.0, Python 3.8, CPU, {DEBIAN}, with SSH" in readme, readme[:800]
