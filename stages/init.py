@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from llbgen import llb
+from stages.base_facts import base_facts, image_cuda
 from stages.context import StageContext
 from stages.step import FILE_TIMESTAMP_NS
 
@@ -57,18 +58,22 @@ def read_runtime_files(root: Path | None = None) -> tuple[RuntimeFile, ...]:
 
 
 def image_info(ctx: StageContext) -> dict[str, str]:
-    """KEY=value facts about the image for ``/init/image-info.env`` (empty values left out)."""
+    """KEY=value facts about the image for ``/init/image-info.env`` (empty values left out).
+
+    CUDA, cuDNN and distro are the base's own when it was resolved (see base_facts).
+    """
     s = ctx.spec
+    cuda, cudnn, distro = image_cuda(s, base_facts(ctx.base))
     values = {
         "IMAGE": ctx.image_tag,
         "TORCH_VERSION": s.torch,
         "TORCHVISION_VERSION": s.torchvision or "",
         "TORCHAUDIO_VERSION": s.torchaudio or "",
         "PYTHON_VERSION": s.python,
-        "CUDA_VERSION": s.cuda_full or "",
-        "CUDNN_VERSION": s.cudnn or "",
+        "CUDA_VERSION": cuda or "",
+        "CUDNN_VERSION": cudnn or "",
         "WHEEL_VARIANT": s.variant,
-        "DISTRO": s.distro,
+        "DISTRO": distro or "",
         "BASE_IMAGE": s.base_image,
         "TORCH_INDEX_URL": s.torch_index_url,
         "LLBGEN_VERSION": ctx.llbgen_version,

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from llbgen import llb
 from llbgen.fingerprint import with_fingerprint
+from stages.base_facts import base_facts, base_warnings, image_cuda
 from stages.context import StageContext
 from stages.init import InitStage
 from stages.jupyter import JupyterStage
@@ -77,6 +78,7 @@ class LayerPlan:
     merged: bool
     notice: str | None = None
     notes: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())  # where the spec disagrees with the resolved base
 
     def layer(self, name: str) -> Layer:
         return next(layer for layer in self.layers if layer.name == name)
@@ -142,7 +144,8 @@ def layer_plan(ctx: StageContext, merge_supported: bool) -> LayerPlan:
         image = state
         notice = LINEAR_NOTICE
     return LayerPlan(layers=tuple(layers), image=with_fingerprint(with_image_config(image, ctx)), base=ctx.base,
-                     merged=merge_supported, notice=notice, notes=tuple(ctx.spec.notes))
+                     merged=merge_supported, notice=notice, notes=tuple(ctx.spec.notes),
+                     warnings=tuple(base_warnings(ctx.spec, base_facts(ctx.base), ctx.image_tag)))
 
 
 def spec_label(ctx: StageContext) -> str:
@@ -153,11 +156,15 @@ def spec_label(ctx: StageContext) -> str:
 
 def image_labels(ctx: StageContext) -> dict[str, str]:
     s = ctx.spec
-    build = f"CUDA {s.cuda_full}, cuDNN {s.cudnn}" if s.cuda_full else "CPU"
+    cuda, cudnn, distro = image_cuda(s, base_facts(ctx.base))
+    if cuda:
+        build = f"CUDA {cuda}" + (f", cuDNN {cudnn}" if cudnn else "")
+    else:
+        build = "CPU" if s.cpu else f"{s.variant} wheels on a base without CUDA"
     labels = {
         "org.opencontainers.image.title": ctx.image_tag.rsplit("/", 1)[-1].split(":", 1)[0],
         "org.opencontainers.image.version": s.torch,
-        "org.opencontainers.image.description": f"PyTorch {s.torch} (Python {s.python}, {build}, {s.distro}) "
+        "org.opencontainers.image.description": f"PyTorch {s.torch} (Python {s.python}, {build}, {distro or s.base_image}) "
                                                 "with JupyterLab, TensorBoard and SSH",
         "org.opencontainers.image.base.name": s.base_image,
         "io.llbgen.version": ctx.llbgen_version,

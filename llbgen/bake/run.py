@@ -88,6 +88,8 @@ def run_bake(
         started = time.monotonic()
 
         def notice(plan: LayerPlan) -> None:
+            for warning in plan.warnings:
+                out.line(f"warning: {warning}")
             with notice_lock:
                 if not plan.notice or result.builder in noticed:
                     return

@@ -21,6 +21,7 @@ from llbgen.errors import UsageError
 from llbgen.reference import check_tag
 from llbgen.spec import ResolvedSpec, check_values
 from llbgen.spec.model import TAG_PLACEHOLDERS, format_problems
+from llbgen.spec.resolve import tag_distro
 from llbgen.spec.toml_config import merge_values
 
 # What a template's placeholders become when its fixed part is checked (a valid name component and tag).
@@ -59,7 +60,7 @@ def tag_values(resolved: ResolvedSpec) -> dict[str, str]:
         "cuda_full": resolved.cuda_full or "cpu",
         "cudnn": resolved.cudnn or "",
         "flavour": resolved.flavour,
-        "distro": resolved.distro,
+        "distro": tag_distro(resolved),
         "variant": resolved.variant,
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets as random
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,17 +185,19 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
         reader = threading.Thread(target=read_status, name="llbgen-status", daemon=True)
         reader.start()
         try:
-            response = _wait(future)
+            exporter_response = dict(_wait(future).ExporterResponse)
         except KeyboardInterrupt:
             future.cancel()
             status_done.wait(5)
             raise Cancelled("build cancelled") from None
         except grpc.RpcError as err:
             status_done.wait(10)
-            raise _build_error(err, renderer, conn.address) from None
+            exporter_response = _settle_naming_race(conn, options, renderer.recorder)
+            if exporter_response is None:
+                raise _build_error(err, renderer, conn.address) from None
         status_done.wait(30)
     recorder = renderer.recorder
-    return SolveResult(dict(response.ExporterResponse), tuple(recorder.vertex_states()), recorder.summary(),
+    return SolveResult(exporter_response, tuple(recorder.vertex_states()), recorder.summary(),
                        loaded_images=tuple(name for load in loads.values() for name in load.loaded))
 
 
@@ -207,6 +210,18 @@ def _start_gateway_solve(conn: BuilderConnection, request, definition: Definitio
     request.ClearField("Definition")
     return start_gateway_solve(conn, request, definition.to_pb(), options.image_config,
                                cache_imports=[(c.type, c.attrs) for c in options.cache_from])
+
+
+def _settle_naming_race(conn: BuilderConnection, options: SolveOptions, recorder) -> dict[str, str] | None:
+    """A concurrent build named the tag first, with this very image: done, and said so (see tag_race)."""
+    from llbgen.builder.tag_race import settle_naming_race
+
+    response = settle_naming_race(conn, options.outputs, recorder)
+    if response is not None:  # even with --progress quiet: the engine reported an error that is not one
+        stream = options.progress_stream or sys.stderr
+        stream.write(f"llbgen: notice: {response['image.name']} already named by a concurrent build of the same "
+                     f"image ({response['containerimage.digest'][:19]}); this build is done\n")
+    return response
 
 
 def _wait(future: grpc.Future):

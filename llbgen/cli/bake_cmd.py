@@ -2,7 +2,8 @@
 
 Everything is checked before any builder is contacted: the file, every variant's
 spec (all invalid combinations listed together), tags, caches and outputs.
-``--print`` stops there and shows the variants. Then every builder is connected once,
+``--print`` stops there and shows the variants. Then every builder is connected once
+(one that does not answer is skipped with one line, as long as another answers),
 the variants run (bounded, spread across the builders), and one summary table ends
 the run; the exit code is 0 only when every variant succeeded.
 """
@@ -128,16 +129,36 @@ def _build(variants, addresses, *, push, load, network, parallel, mode, user_sec
     from contextlib import ExitStack
 
     from llbgen.bake.run import run_bake
-    from llbgen.builder.client import Builder
 
     started = time.monotonic()
     with ExitStack() as stack:
-        builders = [stack.enter_context(Builder.connect(a)) for a in addresses]
-        for b in builders:
-            _ = b.info  # asked once, before the threads share the connection
+        builders = _live_builders(stack, addresses)
         if mode != "quiet":
             typer.echo(f"llbgen: baking {len(variants)} variant{'s' if len(variants) != 1 else ''} on "
                        f"{', '.join(str(b.address) for b in builders)} (at most {parallel} at once)", err=True)
         results = run_bake(variants, builders, push=push, load=load, network=network, max_parallel=parallel,
                            progress=mode, user_secrets=user_secrets)
     return results, time.monotonic() - started
+
+
+def _live_builders(stack, addresses):
+    """The builders that answer, connected; one line per one that does not. Fails only when none answers."""
+    from llbgen.builder.client import Builder
+    from llbgen.errors import BuilderUnavailable
+
+    live = []
+    for address in addresses:
+        builder = Builder.connect(address)
+        try:
+            stack.enter_context(builder)
+            _ = builder.info  # asked once, before the threads share the connection
+        except BuilderUnavailable as err:
+            builder.connection.close()
+            if len(addresses) == 1:
+                raise
+            typer.echo(f"llbgen: skipping builder {address}: {err}", err=True)
+            continue
+        live.append(builder)
+    if not live:
+        raise BuilderUnavailable(f"none of the {len(addresses)} builders answered (each is named above)")
+    return live

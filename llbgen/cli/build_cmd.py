@@ -174,6 +174,8 @@ def build_command(
         def show(plan: LayerPlan) -> None:
             if plan.notice:
                 typer.echo(f"llbgen: notice: {b.info.address}: {plan.notice}", err=True)
+            for warning in plan.warnings:
+                typer.echo(f"llbgen: warning: {warning}", err=True)
             if mode != "quiet":
                 _echo_plan(plan, err=True)
 
@@ -213,6 +215,8 @@ def _up_to_date(resolved: ResolvedSpec, address: BuilderAddress, *, outputs, cac
     done = check_up_to_date(address, resolved, outputs=outputs, cache_to=caches_to, network=network)
     if done is None:
         return False
+    for warning in done.plan.warnings:
+        typer.echo(f"llbgen: warning: {warning}", err=True)
     if mode != "quiet":
         _echo_plan(done.plan, err=True)
         verb = "holds" if len(done.tags) == 1 else "hold"
@@ -305,6 +309,8 @@ def _print_plan(resolved: ResolvedSpec, address: BuilderAddress, *, tag: str, ne
     _echo_plan(plan, cached=cached, base_note="" if base is not None else "not pinned")
     for note in (*plan.notes, *notes):
         typer.echo(f"note: {note}")
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}")
     if plan.notice:
         typer.echo(f"notice: {plan.notice}")
 

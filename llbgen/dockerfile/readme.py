@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from llbgen.dockerfile.buildscript import proxy_args
 from llbgen.dockerfile.layout import LAYERS_TOOL, Dockerfile
+from llbgen.spec.resolve import known_distro
 from stages.context import StageContext
 
 LANGS = ("en", "zh")
@@ -268,7 +269,7 @@ def render_readme(dockerfile: Dockerfile, ctx: StageContext, lang: str) -> str:
 
     build = f"CUDA {s.cuda_full}, cuDNN {s.cudnn}" if s.cuda_full else "CPU"
     out = [f"# {t('title', tag=ctx.image_tag)}", "",
-           t("intro", version=llbgen.__version__, torch=s.torch, python=s.python, build=build, distro=s.distro), "",
+           t("intro", version=llbgen.__version__, torch=s.torch, python=s.python, build=build, distro=known_distro(s) or s.base_image), "",
            f"## {t('prereq_h')}", "", t("prereq"), "",
            f"## {t('files_h')}", "", t("files"), "",
            f"## {t('build_h')}", "", t("build"), "", "```shell", "sh build.sh", "```", "", t("build_args"), "",

@@ -120,6 +120,26 @@ def resolve_values(values: Mapping[str, Any]) -> ResolvedSpec:
     return resolved
 
 
+def known_distro(resolved: ResolvedSpec) -> str | None:
+    """The base's distro when llbgen knows it: it picked the base, or the user named the distro of theirs.
+
+    With ``base_image`` and no ``distro`` the resolved distro is only the one assumed for the
+    builder image; nothing says the base is that distro.
+    """
+    return resolved.distro if resolved.spec.base_image is None or resolved.spec.distro else None
+
+
+def base_image_name(ref: str) -> str:
+    """A tag-safe name for an image reference: ``llbgen-test/debian:bookworm`` -> ``debian-bookworm``."""
+    name, _, digest = ref.rsplit("/", 1)[-1].partition("@")
+    return name.replace(":", "-") + (f"-{digest.split(':', 1)[-1][:12]}" if digest else "")
+
+
+def tag_distro(resolved: ResolvedSpec) -> str:
+    """What ``{distro}`` in a tag names: the known distro, else the base image itself."""
+    return known_distro(resolved) or base_image_name(resolved.base_image)
+
+
 def _with_torch_choices(problem: str, torch: Any) -> str:
     """A malformed torch version gets the releases it may have meant (``2.3`` -> 2.3.0, 2.3.1)."""
     if not problem.startswith("torch: ") or not isinstance(torch, str):
@@ -408,6 +428,12 @@ class _Resolution:
             self.problems.append(f"tag_template: unknown placeholder {{{unknown[0]}}}; valid: {valid}")
             return None
         variant = self.variant
+        distro = self.distro
+        if self.base_override and not self.f.get("distro") and "distro" in names:
+            # The base's distro is unknown: the tag names the base rather than a guess.
+            distro = base_image_name(self.base_override)
+            self.notes.append(f"distro: the distro of base_image {self.base_override} is not known; the tag names "
+                              f"the base ({distro}); give distro to name it (it also picks the builder image)")
         values = {
             "torch": self.release.version if self.release else None,
             "torchvision": self.torchvision or "none",
@@ -417,7 +443,7 @@ class _Resolution:
             "cuda_full": self.cuda_full or "cpu",
             "cudnn": self.cudnn or "",
             "flavour": self.flavour,
-            "distro": self.distro,
+            "distro": distro,
             "variant": variant.name if variant else None,
         }
         if any(values[n] is None for n in names):

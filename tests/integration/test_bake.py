@@ -17,6 +17,8 @@ main Docker Engine; builder B is the second containerd-store engine of
    spec on B after B's build cache is emptied, importing that cache: the os, python, jupyter and
    torch steps are CACHED on B (imported, not rebuilt).
 4. ``--builder A --builder B`` with two variants: one runs on each; the summary names both.
+5. A dead builder (a closed loopback port, a missing socket) among live ones is skipped with one
+   line; the variants build on the live one. With no live builder the bake fails in one line.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import subprocess
 from pathlib import Path
 
@@ -261,3 +264,40 @@ name = "spread-debian"
     assert "2 variants: 2 ok; 2 builders" in table
     assert image_id("llbgen-test/bake:spread-cuda-standin") is not None
     assert image_id("llbgen-test/bake:spread-debian", DOCKER_B) is not None
+
+
+# --- 5: dead builders ---------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_dead_builder_is_skipped(tmp_path: Path, mirror: Mirror, base_image: str, token: str) -> None:
+    dead_tcp, dead_unix = f"docker://tcp://127.0.0.1:{closed_port()}", f"docker://unix:///tmp/llbgen-test-dead-{token}.sock"
+    path = bake_file(tmp_path / "bake.toml", mirror, base_image, "", base_image=f'"{base_image}"', name='"alive"',
+                     tag=f'"llbgen-test/bake-dead:{{name}}-{token}"')
+    # The dead ones first: the variant must not be given to them.
+    result = bake(str(path), "--builder", dead_tcp, "--builder", dead_unix, "--builder", ENGINE_A,
+                  "--progress", "quiet", "--json")
+    rows = summary(result)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert rows["alive"]["status"] == "ok" and rows["alive"]["builder"] == ENGINE_A
+    assert image_id(f"llbgen-test/bake-dead:alive-{token}") == rows["alive"]["digest"]
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("llbgen: skipping builder ")]
+    assert len(skipped) == 2, result.stderr[-3000:]
+    assert dead_tcp in skipped[0] and dead_unix in skipped[1], skipped
+
+
+def test_no_live_builder_fails_in_one_line(tmp_path: Path, mirror: Mirror, base_image: str, token: str) -> None:
+    dead_tcp, dead_unix = f"docker://tcp://127.0.0.1:{closed_port()}", f"docker://unix:///tmp/llbgen-test-dead-{token}.sock"
+    path = bake_file(tmp_path / "bake.toml", mirror, base_image, "", base_image=f'"{base_image}"', name='"nowhere"',
+                     tag=f'"llbgen-test/bake-dead:{{name}}-{token}"')
+    result = bake(str(path), "--builder", dead_tcp, "--builder", dead_unix, "--progress", "quiet")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and "Traceback" not in result.stderr, result.stderr
+    assert dead_tcp in lines[0] and dead_unix in lines[1]
+    assert lines[2] == "llbgen: error: none of the 2 builders answered (each is named above)"

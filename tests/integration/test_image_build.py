@@ -293,7 +293,7 @@ def test_second_base_shares_python_jupyter_torch_layers(cpu_image: Built, second
     info = "init/image-info.env"
     assert {k: v for k, v in init_a.items() if k != info} == {k: v for k, v in init_b.items() if k != info}
     diff = set(init_a[info].decode().splitlines()) ^ set(init_b[info].decode().splitlines())
-    assert {line.split("=", 1)[0] for line in diff} <= {"IMAGE", "BASE_IMAGE"}, diff
+    assert {line.split("=", 1)[0] for line in diff} <= {"IMAGE", "BASE_IMAGE", "CUDA_VERSION"}, diff
 
 
 def test_second_build_reports_shared_steps_cached(second_image: Built) -> None:
@@ -309,6 +309,24 @@ def test_second_base_keeps_cuda_environment(second_image: Built) -> None:
     assert env.get("NVIDIA_REQUIRE_CUDA", "").startswith("cuda>=12.1"), env
     assert env.get("CUDA_VERSION") == "12.1.0"
     assert "/usr/local/cuda/bin" in env["PATH"].split(":") and env["PATH"].startswith("/root/miniconda3/bin:")
+
+
+def test_image_info_and_labels_say_what_the_base_is(cpu_image: Built, second_image: Built) -> None:
+    """Both bases are Debian and say nothing of their distro; the stand-in has CUDA 12.1.0 under a CPU spec."""
+    info = "init/image-info.env"
+    first = dict(line.split("=", 1) for line in init_files(cpu_image.tag)[info].decode().splitlines())
+    second = dict(line.split("=", 1) for line in init_files(second_image.tag)[info].decode().splitlines())
+    assert "DISTRO" not in first and "DISTRO" not in second, (first, second)  # never a guessed ubuntu22.04
+    assert "CUDA_VERSION" not in first and second["CUDA_VERSION"] == "12.1.0", (first, second)
+    assert first["WHEEL_VARIANT"] == second["WHEEL_VARIANT"] == "cpu"
+    labels = inspect(second_image.tag)["Config"]["Labels"]
+    assert labels["org.opencontainers.image.description"].startswith(
+        f"PyTorch 2.13.0 (Python 3.11, CUDA 12.1.0, {second_image.base})"), labels
+    assert "ubuntu" not in inspect(cpu_image.tag)["Config"]["Labels"]["org.opencontainers.image.description"]
+    # The CPU spec on a CUDA base was said before the build.
+    assert (f"llbgen: warning: base {second_image.base} has CUDA 12.1.0 but the spec is CPU-only"
+            in second_image.output), second_image.output[-3000:]
+    assert "llbgen: warning:" not in cpu_image.output
 
 
 # --------------------------------------------------------------------------- the up-to-date check

@@ -236,9 +236,11 @@ cuda = ["12.1", "cpu"]
 
 
 def test_default_tag_is_the_specs_and_clashes_are_refused(tmp_path: Path) -> None:
+    # The bases' distro is named (debian12), so the default tag does not tell the bases apart.
     b = bake("""
 cpu = true
 python = "3.11"
+distro = "debian12"
 cache_to = ["type=registry,ref=r.example/cache:one,mode=max"]
 [axes]
 torch = ["2.5.1"]
@@ -247,11 +249,15 @@ base_image = ["llbgen-test/debian:bookworm", "llbgen-test/cuda-standin:bookworm"
     with pytest.raises(UsageError) as err:
         resolve_variants(b)
     text = str(err.value)
-    assert "tag: variants debian-bookworm and cuda-standin-bookworm would both write pytorch:2.5.1-python3.11-cpu-ubuntu22.04" in text
+    assert "tag: variants debian-bookworm and cuda-standin-bookworm would both write pytorch:2.5.1-python3.11-cpu-debian12" in text
     assert "cache_to: variants debian-bookworm and cuda-standin-bookworm would both write type=registry r.example/cache:one" in text
     fixed = bake(b.path.read_text().replace("cache:one", "cache:{name}") + '\n', tmp_path)
     with pytest.raises(UsageError, match="would both write pytorch"):
         resolve_variants(fixed)
+    # Bases of unknown distro: the default tag names each base, so there is no clash to refuse.
+    unnamed = bake(fixed.path.read_text().replace('distro = "debian12"\n', ""), tmp_path)
+    assert [v.tag for v in resolve_variants(unnamed)] == ["pytorch:2.5.1-python3.11-cpu-debian-bookworm",
+                                                         "pytorch:2.5.1-python3.11-cpu-cuda-standin-bookworm"]
 
 
 def test_command_line_overrides(tmp_path: Path) -> None:
