@@ -209,12 +209,11 @@ def _engine_version(conn: BuilderConnection) -> str | None:
 
     Informational only, so any failure gives None.
     """
-    if conn.docker_host is None:
+    if conn.engine is None:
         return None
-    from llbgen.builder.docker_relay import docker_ssl_context
     from llbgen.builder.engine_api import EngineAPI
 
-    api = EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address), timeout=5.0)
+    api = EngineAPI(conn.engine, timeout=5.0)
     try:
         return str(api.version()["Version"])
     except Exception:  # noqa: BLE001 - unreachable, error status, odd JSON: all just "unknown"

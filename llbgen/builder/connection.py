@@ -17,6 +17,7 @@ import grpc
 
 from llbgen.builder.address import BuilderAddress
 from llbgen.builder.docker_relay import DockerGrpcRelay
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
 if TYPE_CHECKING:
@@ -83,8 +84,9 @@ class BuilderConnection:
         self._control: ControlStub | None = None
 
     @property
-    def docker_host(self) -> str | None:
-        return self.address.docker_host
+    def engine(self) -> EngineEndpoint | None:
+        """The Docker Engine behind a docker builder (for /session and Engine API reads); else None."""
+        return self.address.engine
 
     @property
     def channel(self) -> grpc.Channel:

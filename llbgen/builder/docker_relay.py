@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from llbgen.builder.address import BuilderAddress
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
 if TYPE_CHECKING:
@@ -35,29 +36,11 @@ TCP_KEEPALIVE_SECONDS = 30
 ENGINE_HINT = "is the Docker Engine running? check DOCKER_HOST or set --builder"
 
 
-def docker_ssl_context(address: BuilderAddress) -> ssl.SSLContext | None:
-    """TLS settings for a Docker Engine on ``tcp://`` (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH or --tls* flags)."""
-    if address.kind != "docker" or not address.use_tls:
-        return None
-    context = ssl.create_default_context(
-        cafile=str(address.tls_ca) if address.tls_ca else None
-    )
-    if not address.tls_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if address.tls_cert and address.tls_key:
-        context.load_cert_chain(str(address.tls_cert), str(address.tls_key))
-    return context
-
-
 def open_upgraded_socket(
-    docker_host: str,
+    engine: EngineEndpoint,
     path: str,
     headers: list[tuple[str, str]],
     timeout: float,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
 ) -> socket.socket:
     """Connect to the engine, upgrade ``POST {path}`` to h2c, return the raw connection.
 
@@ -69,7 +52,8 @@ def open_upgraded_socket(
     Headers are sent one line each; repeated keys stay separate lines (the session
     manager needs one line per exposed gRPC method).
     """
-    sock = connect_engine(docker_host, timeout, ssl_context, server_hostname)
+    docker_host = engine.host
+    sock = connect_engine(engine, timeout)
     try:
         sock.settimeout(timeout)
         sock.sendall(_upgrade_request(path, headers))
@@ -86,7 +70,7 @@ def open_upgraded_socket(
     except OSError as err:
         sock.close()
         hint = ENGINE_HINT
-        if docker_host.startswith("tcp://") and ssl_context is None:
+        if docker_host.startswith("tcp://") and not engine.use_tls:
             # A TLS-only engine resets a plaintext request: the usual cause over TCP.
             hint = "if the engine expects TLS, set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (or --tlscacert/--tlscert/--tlskey)"
         raise BuilderUnavailable(
@@ -94,13 +78,9 @@ def open_upgraded_socket(
         ) from None
 
 
-def connect_engine(
-    docker_host: str,
-    timeout: float,
-    ssl_context: ssl.SSLContext | None,
-    server_hostname: str | None,
-) -> socket.socket:
-    """A connected (and for TLS, handshaken) socket to the engine at ``docker_host``."""
+def connect_engine(engine: EngineEndpoint, timeout: float) -> socket.socket:
+    """A connected (and for TLS, handshaken) socket to ``engine``."""
+    docker_host = engine.host
     parts = urlsplit(docker_host)
     try:
         if parts.scheme == "unix":
@@ -117,10 +97,10 @@ def connect_engine(
                 (parts.hostname, parts.port), timeout=timeout
             )
             _enable_tcp_keepalive(sock)
-            if ssl_context is not None:
+            if engine.ssl_context is not None:
                 try:
-                    sock = ssl_context.wrap_socket(
-                        sock, server_hostname=server_hostname or parts.hostname
+                    sock = engine.ssl_context.wrap_socket(
+                        sock, server_hostname=engine.tls_server_name or parts.hostname
                     )
                 except BaseException:
                     sock.close()
@@ -277,15 +257,8 @@ class DockerGrpcRelay:
     used from two threads at once); ``close()`` shuts every socket down and joins every thread.
     """
 
-    def __init__(
-        self,
-        docker_host: str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self.docker_host = docker_host
-        self._ssl_context = ssl_context
+    def __init__(self, engine: EngineEndpoint, *, connect_timeout: float = 10.0) -> None:
+        self.engine = engine
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -301,13 +274,9 @@ class DockerGrpcRelay:
     def for_address(
         cls, address: BuilderAddress, *, connect_timeout: float = 10.0
     ) -> DockerGrpcRelay:
-        if address.docker_host is None:
+        if address.engine is None:
             raise ValueError(f"{address} is not a Docker Engine builder")
-        return cls(
-            address.docker_host,
-            ssl_context=docker_ssl_context(address),
-            connect_timeout=connect_timeout,
-        )
+        return cls(address.engine, connect_timeout=connect_timeout)
 
     @property
     def socket_path(self) -> str:
@@ -336,13 +305,7 @@ class DockerGrpcRelay:
 
     def probe(self) -> None:
         """Do one upgrade now, so a refusal surfaces as a precise error instead of a gRPC UNAVAILABLE."""
-        sock = open_upgraded_socket(
-            self.docker_host,
-            "/grpc",
-            [],
-            self._connect_timeout,
-            ssl_context=self._ssl_context,
-        )
+        sock = open_upgraded_socket(self.engine, "/grpc", [], self._connect_timeout)
         sock.close()
 
     def close(self) -> None:
@@ -412,11 +375,7 @@ class DockerGrpcRelay:
         try:
             try:
                 upstream = open_upgraded_socket(
-                    self.docker_host,
-                    "/grpc",
-                    [],
-                    self._connect_timeout,
-                    ssl_context=self._ssl_context,
+                    self.engine, "/grpc", [], self._connect_timeout
                 )
             except BuilderUnavailable as err:
                 # grpcio only sees a closed connection; keep the reason for the caller's error.

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import ssl
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from llbgen.builder.docker_relay import connect_engine, engine_error_message
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
 DEFAULT_TIMEOUT = 30.0
@@ -31,34 +31,31 @@ class EngineAPIError(Exception):
 class _EngineConnection(http.client.HTTPConnection):
     """An HTTP connection whose socket comes from ``connect_engine`` (unix or TCP, TLS or not)."""
 
-    def __init__(self, docker_host: str, ssl_context: ssl.SSLContext | None, timeout: float) -> None:
+    def __init__(self, engine: EngineEndpoint, timeout: float) -> None:
         super().__init__("docker", timeout=timeout)
-        self._docker_host = docker_host
-        self._ssl_context = ssl_context
+        self._engine = engine
 
     def connect(self) -> None:
-        self.sock = connect_engine(self._docker_host, self.timeout, self._ssl_context, None)  # type: ignore[arg-type]
+        self.sock = connect_engine(self._engine, self.timeout)  # type: ignore[arg-type]
 
 
 class EngineAPI:
     """Read-only JSON calls to one Docker Engine; one short connection per call."""
 
-    def __init__(self, docker_host: str, *, ssl_context: ssl.SSLContext | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.docker_host = docker_host
-        self._ssl_context = ssl_context
+    def __init__(self, engine: EngineEndpoint, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.engine = engine
         self._timeout = timeout
 
     def get(self, path: str) -> Any:
         """``GET path`` as JSON. Raises ``EngineAPIError`` for error statuses, ``BuilderUnavailable`` when unreachable."""
-        conn = _EngineConnection(self.docker_host, self._ssl_context, self._timeout)
+        conn = _EngineConnection(self.engine, self._timeout)
         try:
             conn.request("GET", path)
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as err:
             # Connecting already raised BuilderUnavailable; this is the engine failing mid-answer.
-            raise BuilderUnavailable(f"the Docker Engine at {self.docker_host} broke off GET {path}: "
+            raise BuilderUnavailable(f"the Docker Engine at {self.engine} broke off GET {path}: "
                                      f"{err or type(err).__name__}") from None
         finally:
             conn.close()
@@ -74,6 +71,11 @@ class EngineAPI:
 
     def info(self) -> dict[str, Any]:
         return self.get("/info")
+
+    def list_images(self, reference: str) -> list[dict[str, Any]]:
+        """``docker images reference``: the summaries of the images tagged ``reference``."""
+        query = urlencode({"filters": json.dumps({"reference": [reference]})})
+        return self.get(f"/images/json?{query}")
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
         """``docker image inspect ref``, or None when the engine has no such image."""

@@ -53,7 +53,7 @@ def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | Non
         normalized = normalize_image_ref(ref)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if conn.docker_host:
+    if conn.engine is not None:
         local = _resolve_with_engine(conn, ref, image_store)
         if local is not None:
             resolved, containerd_store = local
@@ -81,12 +81,10 @@ def _record_with_buildkit(conn: BuilderConnection, normalized: str, platform: Pl
 
 
 def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
-    from llbgen.builder.docker_relay import docker_ssl_context
     from llbgen.builder.engine_api import EngineAPI
 
-    assert conn.docker_host is not None
-    return resolve_in_engine_store(EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address)),
-                                   ref, image_store)
+    assert conn.engine is not None
+    return resolve_in_engine_store(EngineAPI(conn.engine), ref, image_store)
 
 
 def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:

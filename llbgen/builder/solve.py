@@ -102,6 +102,7 @@ def check_graph_support(definition: Definition, info: BuilderInfo) -> None:
 def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, options: SolveOptions) -> SolveResult:
     """Run one solve to completion, rendering progress; raise BuildFailed/Cancelled on failure."""
     from llbgen._proto.buildkit import control_pb2
+    from llbgen.builder.gateway import attach_session
     from llbgen.builder.session import Session
     from llbgen.builder.session.auth import DockerAuthProvider
 
@@ -139,10 +140,7 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
     session = Session(local_dirs=dict(options.local_dirs), secrets=dict(options.secrets),
                       file_outputs=file_outputs, dir_outputs=dir_outputs, auth=DockerAuthProvider())
     with session, renderer:
-        if conn.docker_host:
-            session.attach_docker(conn.docker_host)
-        else:
-            session.attach_control(conn.control)
+        attach_session(session, conn)
         request.Session = session.id
         if options.via_gateway or info.image_store == "classic":
             future = _start_gateway_solve(conn, request, definition, options)
