@@ -5,7 +5,11 @@
 #                                    engine lacks (MergeOp/DiffOp, oci exports, registry cache) and the
 #                                    gateway path that gives its images a config (tests marked classic);
 #   start-extra-dockerd.sh second    a second containerd-store engine: `llbgen bake --builder A --builder B`
-#                                    and the registry-cache handoff between two builders.
+#                                    and the registry-cache handoff between two builders;
+#   start-extra-dockerd.sh tls       a containerd-store engine that also listens on
+#                                    tcp://127.0.0.1:23760 with --tlsverify (mutual TLS), with a CA,
+#                                    server and client certificates made here in /var/lib/llbgen-tls/certs
+#                                    (DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem).
 #
 # Idempotent: does nothing but check the image store and the test images when that engine
 # already answers. Run as root, after .ci/setup-host.sh started the main engine (the test base
@@ -28,7 +32,8 @@ PROFILE=${1:-}
 case "$PROFILE" in
   classic) BRIDGE=llbgen-br1; BRIDGE_ADDR=172.31.250.1/24; SNAPSHOTTER=false ;;
   second)  BRIDGE=llbgen-br2; BRIDGE_ADDR=172.31.251.1/24; SNAPSHOTTER=true ;;
-  *) echo "usage: $0 classic|second" >&2; exit 2 ;;
+  tls)     BRIDGE=llbgen-brtls; BRIDGE_ADDR=172.31.248.1/24; SNAPSHOTTER=true ;;
+  *) echo "usage: $0 classic|second|tls" >&2; exit 2 ;;
 esac
 
 log() { printf '[%s-dockerd] %s\n' "$PROFILE" "$*" >&2; }
@@ -47,6 +52,35 @@ MAIN_HOST=unix:///var/run/docker.sock
 REQUIRED_IMAGES=(llbgen-test/debian:bookworm)
 OPTIONAL_IMAGES=()
 [ "$PROFILE" = second ] && OPTIONAL_IMAGES=(llbgen-test/cuda-standin:bookworm)
+
+# The tls engine keeps its unix socket (for this script and the tests' own set-up) and adds a
+# TCP listener that takes only clients with a certificate from its CA.
+LISTEN=(-H "$HOST")
+if [ "$PROFILE" = tls ]; then
+  CERTS=/var/lib/llbgen-tls/certs
+  TLS_PORT=23760
+  if [ ! -f "$CERTS/key.pem" ]; then
+    log "making a CA, a server certificate (IP:127.0.0.1) and a client certificate in $CERTS"
+    install -d -m 0700 "$CERTS"
+    (
+      cd "$CERTS"
+      umask 077
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=llbgen-test-ca \
+        -keyout ca-key.pem -out ca.pem 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server-key.pem -out server.csr 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > server.ext
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+        -extfile server.ext -out server-cert.pem 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj /CN=llbgen-test-client -keyout key.pem -out client.csr 2>/dev/null
+      printf 'extendedKeyUsage=clientAuth\n' > client.ext
+      openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+        -extfile client.ext -out cert.pem 2>/dev/null
+      rm -f server.csr client.csr server.ext client.ext
+    )
+  fi
+  LISTEN+=(-H "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$CERTS/ca.pem"
+           --tlscert "$CERTS/server-cert.pem" --tlskey "$CERTS/server-key.pem")
+fi
 
 if ! docker -H "$HOST" info >/dev/null 2>&1; then
   mkdir -p "$RUN_DIR" "$DATA_ROOT" "$EXEC_ROOT"
@@ -71,7 +105,7 @@ if ! docker -H "$HOST" info >/dev/null 2>&1; then
     --data-root "$DATA_ROOT" \
     --exec-root "$EXEC_ROOT" \
     --pidfile "$RUN_DIR/docker.pid" \
-    -H "$HOST" \
+    "${LISTEN[@]}" \
     --bridge "$BRIDGE" \
     --iptables=false \
     --ip6tables=false \
