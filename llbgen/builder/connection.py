@@ -168,8 +168,13 @@ class BuilderConnection:
             raise self._unavailable(describe_rpc_error(err)) from None
 
     def _unavailable(self, reason: str) -> BuilderUnavailable:
+        from llbgen.builder.diagnose import unreachable_builder
+
         if self._relay is not None and self._relay.last_error is not None:
             return self._relay.last_error
+        named_fix = unreachable_builder(self.address, reason)
+        if named_fix:
+            return BuilderUnavailable(named_fix)
         return BuilderUnavailable(
             f"cannot reach BuildKit at {self.address}: {reason}; {_hint(self.address)}"
         )

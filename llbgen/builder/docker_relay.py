@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -34,6 +35,11 @@ CHUNK = 64 * 1024
 # Same as the docker Go client's dialer: notice a dead TCP peer without gRPC's help.
 TCP_KEEPALIVE_SECONDS = 30
 ENGINE_HINT = "is the Docker Engine running? check DOCKER_HOST or set --builder"
+TLS_HINT = "use --tlscacert/--tlscert/--tlskey, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH as for the docker CLI"
+# What Go's TLS server answers a plain-text HTTP request with (crypto/tls, net/http).
+PLAIN_HTTP_TO_TLS = b"Client sent an HTTP request to an HTTPS server"
+# TLS alerts with which a server turns down the client's certificate (none, or a foreign CA's).
+CLIENT_CERT_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN")
 
 
 def open_upgraded_socket(
@@ -69,10 +75,13 @@ def open_upgraded_socket(
         raise
     except OSError as err:
         sock.close()
+        refusal = client_certificate_refused(docker_host, err)
+        if refusal:
+            raise BuilderUnavailable(refusal) from None
         hint = ENGINE_HINT
         if docker_host.startswith("tcp://") and not engine.use_tls:
             # A TLS-only engine resets a plaintext request: the usual cause over TCP.
-            hint = "if the engine expects TLS, set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (or --tlscacert/--tlscert/--tlskey)"
+            hint = f"if the engine expects TLS, {TLS_HINT}"
         raise BuilderUnavailable(
             f"the Docker Engine at {docker_host} broke off the {path} upgrade: {_reason(err)}; {hint}"
         ) from None
@@ -203,29 +212,79 @@ def _status_code(head: bytes, docker_host: str) -> int:
     return int(fields[1])
 
 
-def _read_small_body(sock: socket.socket, head: bytes) -> str:
-    """Best effort: the engine's JSON error message, for the one-line error."""
-    length = 0
-    for line in head.decode("latin-1").split("\r\n")[1:]:
+def _read_small_body(sock: socket.socket, head: bytes) -> bytes:
+    """Best effort: the start of the error body, for the one-line error."""
+    lines = head.decode("latin-1").split("\r\n")
+    length = None
+    for line in lines[1:]:
         key, _, value = line.partition(":")
         if key.strip().lower() == "content-length" and value.strip().isdigit():
             length = min(int(value.strip()), 4096)
     try:
-        body = _recv_exactly(sock, length) if length else b""
+        if length is not None:
+            return _recv_exactly(sock, length) if length else b""
+        if lines[0].startswith("HTTP/1.0"):
+            # No length: the body runs to the end of the connection (Go's answer on a TLS port).
+            return _recv_until_closed(sock, 4096)
     except OSError:
-        return ""
-    return engine_error_message(body)
+        pass
+    return b""
+
+
+def _recv_until_closed(sock: socket.socket, limit: int) -> bytes:
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def engine_error_message(body: bytes) -> str:
-    """The ``message`` of the engine's JSON error body, else the body's start as text."""
+    """The ``message`` of the engine's JSON error body, else the body's start as one line of text."""
     try:
-        return str(json.loads(body).get("message", "")).strip()
+        return " ".join(str(json.loads(body).get("message", "")).split())
     except (ValueError, AttributeError):
-        return body.decode("utf-8", "replace").strip()[:300]
+        return " ".join(body.decode("utf-8", "replace").split())[:300]
 
 
-def _refusal_message(docker_host: str, path: str, status: int, body: str) -> str:
+def plain_http_to_tls_message(docker_host: str, body: bytes) -> str | None:
+    """The error for a plain-text request that reached the engine's TLS port; else None."""
+    if PLAIN_HTTP_TO_TLS not in body:
+        return None
+    return f"the Docker Engine at {docker_host} expects TLS (it answered plain HTTP with \"{PLAIN_HTTP_TO_TLS.decode()}\"); {TLS_HINT}"
+
+
+def client_certificate_refused(docker_host: str, err: OSError) -> str | None:
+    """The error for an engine that turned down our client certificate in the TLS handshake; else None."""
+    reason = str(getattr(err, "reason", "") or "").upper() if isinstance(err, ssl.SSLError) else ""
+    if not any(alert in reason for alert in CLIENT_CERT_ALERTS):
+        return None
+    return (f"the Docker Engine at {docker_host} refused the client certificate ({reason.lower().replace('_', ' ')}); "
+            "give --tlscert/--tlskey (or cert.pem and key.pem in DOCKER_CERT_PATH) issued by a CA the engine trusts")
+
+
+def _html_title(body: bytes) -> str | None:
+    """The page's title (or "") when ``body`` is an HTML page; None when it is not HTML."""
+    text = body.decode("utf-8", "replace").lstrip()
+    if not text.lower().startswith(("<!doctype html", "<html")):
+        return None
+    match = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+def _refusal_message(docker_host: str, path: str, status: int, raw_body: bytes) -> str:
+    tls = plain_http_to_tls_message(docker_host, raw_body)
+    if tls:
+        return tls
+    title = _html_title(raw_body)
+    if title is not None:
+        # A Docker Engine answers errors in JSON: this is some other web server.
+        page = f"an HTML page ({title!r})" if title else "an HTML page"
+        return (f"{docker_host} is not a Docker Engine (POST {path} → HTTP {status} with {page}); "
+                "point --builder at a Docker Engine (docker://…) or a buildkitd (unix://…, tcp://…)")
+    body = engine_error_message(raw_body)
     detail = f" ({body})" if body else ""
     if status == 404:
         return (

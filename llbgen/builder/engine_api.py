@@ -13,7 +13,12 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from llbgen.builder.docker_relay import connect_engine, engine_error_message
+from llbgen.builder.docker_relay import (
+    client_certificate_refused,
+    connect_engine,
+    engine_error_message,
+    plain_http_to_tls_message,
+)
 from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
@@ -54,11 +59,17 @@ class EngineAPI:
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as err:
+            refusal = client_certificate_refused(self.engine.host, err) if isinstance(err, OSError) else None
+            if refusal:
+                raise BuilderUnavailable(refusal) from None
             # Connecting already raised BuilderUnavailable; this is the engine failing mid-answer.
             raise BuilderUnavailable(f"the Docker Engine at {self.engine} broke off GET {path}: "
                                      f"{err or type(err).__name__}") from None
         finally:
             conn.close()
+        tls = plain_http_to_tls_message(self.engine.host, body) if response.status == 400 else None
+        if tls:
+            raise BuilderUnavailable(tls)
         if response.status >= 400:
             raise EngineAPIError(response.status, engine_error_message(body) or f"HTTP {response.status}")
         try:

@@ -195,10 +195,15 @@ def _wait(future: grpc.Future):
             continue
 
 
-def _build_error(err: grpc.RpcError, renderer, address: str) -> BuildFailed | BuilderUnavailable:
+def _build_error(err: grpc.RpcError, renderer, address: str) -> BuildFailed | BuilderUnavailable | CapabilityMissing:
+    from llbgen.builder.diagnose import refused_entitlement
+
     failure = format_failure(renderer.recorder)
     if failure:
         return BuildFailed(failure)
+    refused = refused_entitlement(err.details() or "", address) if isinstance(err, grpc.Call) else None
+    if refused:
+        return CapabilityMissing(refused)
     if err.code() == grpc.StatusCode.UNAVAILABLE:
         return BuilderUnavailable(f"lost the connection to BuildKit at {address} during the build: "
                                   f"{describe_rpc_error(err)}")
