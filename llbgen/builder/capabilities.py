@@ -3,8 +3,9 @@
 The feature matrix comes from the daemons' source (research notes §5, §6): the Docker
 Engine's BuildKit differs by image store. With the classic (graphdriver) store it
 disables MergeOp/DiffOp, exports only moby/local/tar and caches only inline; with the
-containerd image store it is close to a standalone buildkitd. The image store shows
-in the worker label ``org.mobyproject.buildkit.worker.snapshotter`` (what buildx checks).
+containerd image store it is close to a standalone buildkitd. The image store is what the
+engine's ``/info`` says (``image_store_of``, as everywhere else); only for an engine reached
+without its API does the worker label ``org.mobyproject.buildkit.worker.snapshotter`` decide.
 """
 
 from __future__ import annotations
@@ -137,19 +138,21 @@ def inspect_builder(
     # unix:// or tcp:// address the standalone profile would claim s3/azblob cache
     # backends (and, with the classic store, MergeOp/DiffOp) it does not have.
     engine = address.kind == "docker" or _is_engine(workers)
+    engine_version, engine_store = _engine_facts(conn)
+    store: ImageStore = "n/a"
     if engine:
-        store: ImageStore = (
+        # The engine's own answer (the up-to-date check and base-image lookup read the same);
+        # the worker label only for an engine reached without its API (a relayed /grpc).
+        store = engine_store or (
             "containerd"
             if any(SNAPSHOTTER_LABEL in w.labels for w in workers)
             else "classic"
         )
-    else:
-        store = "n/a"
     return BuilderInfo(
         address=str(address),
         kind=address.kind,
         buildkit_version=version,
-        engine_version=_engine_version(conn),
+        engine_version=engine_version,
         workers=workers,
         image_store=store,
         **_profile("docker" if engine else address.kind, store),  # type: ignore[arg-type]
@@ -204,20 +207,20 @@ def _buildkit_version(
     return version or None
 
 
-def _engine_version(conn: BuilderConnection) -> str | None:
-    """The Docker Engine's version: the best hint at its BuildKit when BuildKit's own is unknown.
-
-    Informational only, so any failure gives None.
+def _engine_facts(conn: BuilderConnection) -> tuple[str | None, ImageStore | None]:
+    """The Docker Engine's version (the best hint at its BuildKit when BuildKit's own is
+    unknown) and image store, from one ``/info``; (None, None) without an engine API.
     """
     if conn.engine is None:
-        return None
-    from llbgen.builder.engine_api import EngineAPI
+        return None, None
+    from llbgen.builder.engine_api import EngineAPI, image_store_of
 
     api = EngineAPI(conn.engine, timeout=5.0)
     try:
-        return str(api.version()["Version"])
-    except Exception:  # noqa: BLE001 - unreachable, error status, odd JSON: all just "unknown"
-        return None
+        info = api.info()
+        return str(info["ServerVersion"]), image_store_of(info)
+    except Exception:  # noqa: BLE001 - unreachable, error status, odd JSON: the worker label decides
+        return None, None
 
 
 CONTAINERD_STORE_HINT = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from llbgen.builder.docker_relay import (
@@ -23,6 +23,19 @@ from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
 DEFAULT_TIMEOUT = 30.0
+
+
+def image_store_of(info: dict[str, Any]) -> Literal["containerd", "classic"]:
+    """The engine's image store, from its ``/info`` as ``docker info`` shows it.
+
+    The one answer llbgen uses wherever the engine's API is at hand: the containerd
+    store reports a snapshotter driver type.
+    """
+    containerd = any(
+        len(pair) == 2 and pair[0] == "driver-type" and "snapshotter" in str(pair[1])
+        for pair in info.get("DriverStatus") or []
+    )
+    return "containerd" if containerd else "classic"
 
 
 class EngineAPIError(Exception):

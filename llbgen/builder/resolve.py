@@ -89,7 +89,7 @@ def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | N
 
 def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
     """The image as the engine's store has it and whether that is the containerd store; None when absent."""
-    from llbgen.builder.engine_api import EngineAPIError
+    from llbgen.builder.engine_api import EngineAPIError, image_store_of
 
     try:
         attrs = api.inspect_image(ref)
@@ -98,7 +98,7 @@ def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -
         if image_store in ("containerd", "classic"):
             containerd_store = image_store == "containerd"
         else:
-            containerd_store = uses_containerd_store(api.info())
+            containerd_store = image_store_of(api.info()) == "containerd"
     except EngineAPIError as err:
         raise UsageError(f"cannot inspect base image {ref}: {err}") from None
     # With the containerd image store the image ID is the manifest (or index) digest that
@@ -111,14 +111,6 @@ def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -
         "config": attrs.get("Config") or {},
     }
     return ResolvedImage(ref, digest, config), containerd_store
-
-
-def uses_containerd_store(info: dict[str, Any]) -> bool:
-    """What `docker info` shows: the containerd store reports a snapshotter driver type."""
-    return any(
-        len(pair) == 2 and pair[0] == "driver-type" and "snapshotter" in str(pair[1])
-        for pair in info.get("DriverStatus") or []
-    )
 
 
 def _classic_store_digest(ref: str, attrs: dict[str, Any]) -> str:

@@ -93,6 +93,18 @@ def test_inspect_reports_the_containerd_store(connection: BuilderConnection) -> 
         info.require("cache_export:s3")
 
 
+def test_inspect_takes_the_image_store_from_the_engines_info(connection: BuilderConnection, monkeypatch) -> None:
+    """One answer to the image-store question: the engine's /info (what the up-to-date check and the
+    base-image lookup read), not a second one from the worker label."""
+    real_info = EngineAPI.info
+
+    def graphdriver_info(self: EngineAPI) -> dict:
+        return {**real_info(self), "DriverStatus": [["Backing Filesystem", "extfs"]]}
+
+    monkeypatch.setattr(EngineAPI, "info", graphdriver_info)
+    assert inspect_builder(connection).image_store == "classic"
+
+
 def test_many_concurrent_rpcs_through_one_relay(docker_engine: str) -> None:
     with DockerGrpcRelay(EngineEndpoint(docker_engine)) as relay:
         # Separate subchannel pools force one upstream /grpc upgrade per channel.
