@@ -23,6 +23,7 @@ from llbgen.builder.endpoint import EngineEndpoint
 PROBE_TIMEOUT = 3.0
 # grpc-core's words for an HTTP/1.x answer to its HTTP/2 preface.
 HTTP1_SIGNS = ("failed parsing HTTP/2", "http1.x server")
+HUNG_UP_SIGNS = ("closed", "reset", "end of file", "eof")
 TLS_FLAGS = "--tlscacert/--tlscert/--tlskey"
 ENTITLEMENT_REFUSED = re.compile(r"granting entitlement ([\w.]+) is not allowed by build daemon configuration")
 
@@ -37,7 +38,9 @@ def unreachable_builder(address: BuilderAddress, reason: str) -> str | None:
             return f"{address} is a Docker Engine, not a buildkitd; use --builder docker://{host}"
         return (f"{address} is an HTTP server, not BuildKit (it answered HTTP/1.x to gRPC); "
                 "point --builder at a buildkitd (unix://, tcp://) or a Docker Engine (docker://…)")
-    if address.kind == "tcp" and not address.use_tls and _speaks_tls(address.target):
+    # A TLS server hangs up on a plain-text client; only then is the extra handshake worth it.
+    hung_up = any(sign in reason.lower() for sign in HUNG_UP_SIGNS)
+    if address.kind == "tcp" and not address.use_tls and hung_up and _speaks_tls(address.target):
         return f"BuildKit at {address} expects TLS; use {TLS_FLAGS}"
     return None
 
