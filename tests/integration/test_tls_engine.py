@@ -4,7 +4,9 @@
 
 The engine and its certificates come from .ci/start-tls-dockerd.sh. A solve of
 examples/graphs/hello.py takes every path to the engine: Engine API reads (the base image),
-the ``/grpc`` relay, the ``/session`` attach (the local context) and the image load.
+the ``/grpc`` relay, the ``/session`` attach (the local context) and the image load. One bake
+and two builds of the whole recipe (the loopback torch and Miniconda stand-ins) add bake's
+image size and the up-to-date check, both Engine API reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
+from tests.integration.conftest import Mirror
 from tests.integration.helpers import llbgen
+from tests.integration.test_bake import bake_file, summary
+from tests.integration.test_image_build import spec_flags
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +33,7 @@ CERTS = Path("/var/lib/llbgen-tls/certs")
 DOCKER_ADMIN = ["docker", "-H", f"unix://{TLS_SOCKET}"]  # the engine's own socket, for checks only
 HELLO = ["examples/graphs/hello.py:graph", "--local", "ctx=examples", "--progress", "plain"]
 CLI_TIMEOUT = 600
+RECIPE_TIMEOUT = 1800
 
 
 def admin(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -137,3 +143,31 @@ def test_plain_grpc_to_the_tls_port_names_the_tls_flags(tls_engine: str) -> None
     result = llbgen("builder", "inspect", "--builder", tls_engine, timeout=CLI_TIMEOUT, env=clean_env())
     message = assert_one_line_refusal(result, f"BuildKit at {tls_engine} expects TLS; use --tlscacert/--tlscert/--tlskey")
     assert "is buildkitd running" not in message
+
+
+@pytest.mark.timeout(2 * RECIPE_TIMEOUT + CLI_TIMEOUT)  # a cold recipe on a fresh engine, then two builds
+def test_bake_and_build_the_recipe(tls_engine: str, mirror: Mirror, base_image: str, tmp_path: Path) -> None:
+    """bake with the --tls* flags (its summary's size comes from the engine), then ``llbgen build``
+    with docker's environment variables: solved into a new tag, then up to date."""
+    baked, built = (f"llbgen-test/tls-pytorch:{kind}-{secrets.token_hex(4)}" for kind in ("bake", "build"))
+    try:
+        path = bake_file(tmp_path / "bake.toml", mirror, base_image, "", base_image=f'"{base_image}"',
+                         tag=f'"{baked}"')
+        result = llbgen("bake", str(path), "--builder", f"docker://{tls_engine}", *tls_flags(), "--progress",
+                        "plain", "--json", timeout=RECIPE_TIMEOUT, env=clean_env())
+        row = summary(result)["default"]
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert row["status"] == "ok" and row["builder"] == f"docker://{tls_engine}", row
+        assert row["size_source"] == "engine" and row["size"] > 100_000_000, row
+        assert admin("image", "inspect", "--format", "{{.Id}}", baked).stdout.strip() == row["digest"]
+
+        env = clean_env(DOCKER_HOST=tls_engine, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(CERTS))
+        build = ["build", *spec_flags(mirror, base_image, base_image), "--progress", "plain", "-t", built]
+        first = llbgen(*build, timeout=RECIPE_TIMEOUT, env=env)
+        assert first.returncode == 0, first.stderr[-6000:]
+        assert "up to date" not in first.stderr
+        again = llbgen(*build, timeout=CLI_TIMEOUT, env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert f"up to date: {built} already holds the image" in again.stderr, again.stderr[-3000:]
+    finally:
+        admin("image", "rm", "-f", baked, built, check=False)
