@@ -133,3 +133,4 @@ fi
 log "ready: $(docker version --format 'engine {{.Server.Version}}')"
 "$(dirname "$0")/start-classic-dockerd.sh"  # a second engine with the classic image store (tests marked classic)
 "$(dirname "$0")/start-second-dockerd.sh"  # another containerd-store engine (bake on several builders)
+"$(dirname "$0")/start-tls-dockerd.sh"  # a containerd-store engine behind mutual TLS (docker://tcp:// builders)

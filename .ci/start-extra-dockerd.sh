@@ -11,6 +11,10 @@
 #                                    Its dockerd is unpacked into $CURRENT_ENGINE_DIR (apt-get download
 #                                    + dpkg -x, with an apt configuration of its own), never installed
 #                                    over the system engine; it uses the system containerd and runc.
+#   start-extra-dockerd.sh tls       a containerd-store engine that also listens on
+#                                    tcp://127.0.0.1:23760 with --tlsverify (mutual TLS), with a CA,
+#                                    server and client certificates made here in /var/lib/llbgen-tls/certs
+#                                    (DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem).
 #
 # Idempotent: does nothing but check the image store and the test images when that engine
 # already answers. Run as root, after .ci/setup-host.sh started the main engine (the test base
@@ -34,7 +38,8 @@ case "$PROFILE" in
   classic) BRIDGE=llbgen-br1; BRIDGE_ADDR=172.31.250.1/24; SNAPSHOTTER=false ;;
   second)  BRIDGE=llbgen-br2; BRIDGE_ADDR=172.31.251.1/24; SNAPSHOTTER=true ;;
   current) BRIDGE=llbgen-br3; BRIDGE_ADDR=172.31.252.1/24; SNAPSHOTTER=true ;;
-  *) echo "usage: $0 classic|second|current" >&2; exit 2 ;;
+  tls)     BRIDGE=llbgen-brtls; BRIDGE_ADDR=172.31.248.1/24; SNAPSHOTTER=true ;;
+  *) echo "usage: $0 classic|second|current|tls" >&2; exit 2 ;;
 esac
 
 log() { printf '[%s-dockerd] %s\n' "$PROFILE" "$*" >&2; }
@@ -95,6 +100,35 @@ allow_bridge_out() {
     || iptables -t nat -A POSTROUTING -s "$subnet" ! -o "$BRIDGE" -j MASQUERADE
 }
 
+# The tls engine keeps its unix socket (for this script and the tests' own set-up) and adds a
+# TCP listener that takes only clients with a certificate from its CA.
+LISTEN=(-H "$HOST")
+if [ "$PROFILE" = tls ]; then
+  CERTS=/var/lib/llbgen-tls/certs
+  TLS_PORT=23760
+  if [ ! -f "$CERTS/key.pem" ]; then
+    log "making a CA, a server certificate (IP:127.0.0.1) and a client certificate in $CERTS"
+    install -d -m 0700 "$CERTS"
+    (
+      cd "$CERTS"
+      umask 077
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=llbgen-test-ca \
+        -keyout ca-key.pem -out ca.pem 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server-key.pem -out server.csr 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > server.ext
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+        -extfile server.ext -out server-cert.pem 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -subj /CN=llbgen-test-client -keyout key.pem -out client.csr 2>/dev/null
+      printf 'extendedKeyUsage=clientAuth\n' > client.ext
+      openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+        -extfile client.ext -out cert.pem 2>/dev/null
+      rm -f server.csr client.csr server.ext client.ext
+    )
+  fi
+  LISTEN+=(-H "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$CERTS/ca.pem"
+           --tlscert "$CERTS/server-cert.pem" --tlskey "$CERTS/server-key.pem")
+fi
+
 if ! docker -H "$HOST" info >/dev/null 2>&1; then
   mkdir -p "$RUN_DIR" "$DATA_ROOT" "$EXEC_ROOT"
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
@@ -118,7 +152,7 @@ if ! docker -H "$HOST" info >/dev/null 2>&1; then
     --data-root "$DATA_ROOT" \
     --exec-root "$EXEC_ROOT" \
     --pidfile "$RUN_DIR/docker.pid" \
-    -H "$HOST" \
+    "${LISTEN[@]}" \
     --bridge "$BRIDGE" \
     --iptables=false \
     --ip6tables=false \

@@ -64,17 +64,15 @@ def check_up_to_date(address: BuilderAddress, resolved: ResolvedSpec, *, outputs
     tags = store_only_tags(outputs, cache_to)
     if address.kind != "docker" or not tags:
         return None
-    from llbgen.builder.docker_relay import docker_ssl_context
-    from llbgen.builder.engine_api import EngineAPI, EngineAPIError
-    from llbgen.builder.resolve import uses_containerd_store
+    from llbgen.builder.engine_api import EngineAPI, EngineAPIError, image_store_of
     from llbgen.errors import UsageError
 
-    assert address.docker_host is not None
-    api = EngineAPI(address.docker_host, ssl_context=docker_ssl_context(address))
+    assert address.engine is not None
+    api = EngineAPI(address.engine)
     try:
         # The tags first: a first build (no such tag) is settled in one read, before any planning.
         held = _image_held(api, tags)
-        if held is None or not uses_containerd_store(api.info()):
+        if held is None or image_store_of(api.info()) != "containerd":
             return None
         image_id, label = held
         plan = _plan(api, resolved, tag=tags[0], network=network)

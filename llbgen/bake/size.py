@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 from llbgen.builder.address import BuilderAddress
+from llbgen.builder.endpoint import EngineEndpoint
 
 MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.manifest.v1+json",
@@ -20,24 +21,21 @@ MANIFEST_TYPES = ", ".join((
 ))
 
 
-def engine_image_size(docker_host: str, ref: str) -> int | None:
-    """The size ``docker images`` shows for ``ref`` (unpacked) in the engine at ``docker_host``.
+def engine_image_size(engine: EngineEndpoint, ref: str) -> int | None:
+    """The size ``docker images`` shows for ``ref`` (unpacked) in ``engine``.
 
     With the containerd image store, ``docker image inspect``'s Size is the compressed
     content instead; the image list has the figure users know.
     """
-    import docker
-    from docker.errors import DockerException
+    from llbgen.builder.engine_api import EngineAPI, EngineAPIError
+    from llbgen.errors import BuilderUnavailable
 
+    api = EngineAPI(engine)
     try:
-        client = docker.DockerClient(base_url=docker_host, timeout=30)
-        try:
-            listed = [i for i in client.api.images(name=ref) if ref in (i.get("RepoTags") or ())
-                      or f"docker.io/{ref}" in (i.get("RepoTags") or ())]
-            size = listed[0].get("Size") if listed else client.api.inspect_image(ref).get("Size")
-        finally:
-            client.close()
-    except (DockerException, OSError):
+        listed = [i for i in api.list_images(ref) if ref in (i.get("RepoTags") or ())
+                  or f"docker.io/{ref}" in (i.get("RepoTags") or ())]
+        size = listed[0].get("Size") if listed else (api.inspect_image(ref) or {}).get("Size")
+    except (EngineAPIError, BuilderUnavailable, AttributeError):
         return None
     return int(size) if isinstance(size, int) else None
 
@@ -87,8 +85,8 @@ def registry_image_size(ref: str, timeout: float = 20) -> int | None:
 
 def image_size(address: BuilderAddress, tag: str, *, pushed: bool) -> tuple[int | None, str]:
     """(bytes, where the figure comes from: ``engine`` / ``registry`` / ``""``)."""
-    if address.docker_host:
-        size = engine_image_size(address.docker_host, tag)
+    if address.engine is not None:
+        size = engine_image_size(address.engine, tag)
         if size is not None:
             return size, "engine"
     if pushed:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import UsageError
 
 BuilderKind = Literal["docker", "unix", "tcp"]
@@ -56,10 +58,20 @@ class BuilderAddress:
             return f"unix://{self.target}"
         return f"tcp://{self.target}"
 
-    @property
-    def docker_host(self) -> str | None:
-        """The Docker Engine address (``unix://…`` / ``tcp://…``) for docker builders."""
-        return self.target if self.kind == "docker" else None
+    @cached_property
+    def engine(self) -> EngineEndpoint | None:
+        """The Docker Engine (address and TLS) for docker builders; None for buildkitd."""
+        if self.kind != "docker":
+            return None
+        return EngineEndpoint(
+            host=self.target,
+            use_tls=self.use_tls,
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
+            tls_server_name=self.tls_server_name,
+            tls_verify=self.tls_verify,
+        )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The feature matrix comes from the daemons' source (research notes §5, §6): the Docker
 Engine's BuildKit differs by image store. With the classic (graphdriver) store it
 disables MergeOp/DiffOp, exports only moby/local/tar and caches only inline; with the
-containerd image store it is close to a standalone buildkitd. The image store shows
-in the worker label ``org.mobyproject.buildkit.worker.snapshotter`` (what buildx checks).
+containerd image store it is close to a standalone buildkitd. The image store is what the
+engine's ``/info`` says (``image_store_of``, as everywhere else); only for an engine reached
+without its API does the worker label ``org.mobyproject.buildkit.worker.snapshotter`` decide.
 A builder on a plain gRPC address may be any BuildKit, old or trimmed: what its gateway's
 capability list can tell (daemon_caps.py) replaces the profile's guess, and
 ``BuilderInfo.sources`` records for each field whether it was asked or assumed.
@@ -163,14 +164,16 @@ def inspect_builder(
     # unix:// or tcp:// address the standalone profile would claim s3/azblob cache
     # backends (and, with the classic store, MergeOp/DiffOp) it does not have.
     engine = address.kind == "docker" or _is_engine(workers)
+    engine_version, engine_store = _engine_facts(conn)
+    store: ImageStore = "n/a"
     if engine:
-        store: ImageStore = (
+        # The engine's own answer (the up-to-date check and base-image lookup read the same);
+        # the worker label only for an engine reached without its API (a relayed /grpc).
+        store = engine_store or (
             "containerd"
             if any(SNAPSHOTTER_LABEL in w.labels for w in workers)
             else "classic"
         )
-    else:
-        store = "n/a"
     profile = _profile("docker" if engine else address.kind, store)
     if address.kind == "docker":
         sources = dict(ENGINE_SOURCES)
@@ -181,7 +184,7 @@ def inspect_builder(
         address=str(address),
         kind=address.kind,
         buildkit_version=version,
-        engine_version=_engine_version(conn),
+        engine_version=engine_version,
         workers=workers,
         image_store=store,
         sources=sources,
@@ -191,7 +194,7 @@ def inspect_builder(
 
 ASKED_LLB_CAPS = "asked: the gateway's LLB caps"
 ENGINE_SOURCES = {
-    "image_store": "asked: worker label " + SNAPSHOTTER_LABEL,
+    "image_store": "asked: the engine's /info (the worker label " + SNAPSHOTTER_LABEL + " without its API)",
     "merge_op": "assumed: from the image store",
     "diff_op": "assumed: from the image store",
     "direct_push": "assumed: from the image store",
@@ -273,21 +276,20 @@ def _buildkit_version(
     return version or None
 
 
-def _engine_version(conn: BuilderConnection) -> str | None:
-    """The Docker Engine's version: the best hint at its BuildKit when BuildKit's own is unknown.
-
-    Informational only, so any failure gives None.
+def _engine_facts(conn: BuilderConnection) -> tuple[str | None, ImageStore | None]:
+    """The Docker Engine's version (the best hint at its BuildKit when BuildKit's own is
+    unknown) and image store, from one ``/info``; (None, None) without an engine API.
     """
-    if conn.docker_host is None:
-        return None
-    from llbgen.builder.docker_relay import docker_ssl_context
-    from llbgen.builder.engine_api import EngineAPI
+    if conn.engine is None:
+        return None, None
+    from llbgen.builder.engine_api import EngineAPI, image_store_of
 
-    api = EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address), timeout=5.0)
+    api = EngineAPI(conn.engine, timeout=5.0)
     try:
-        return str(api.version()["Version"])
-    except Exception:  # noqa: BLE001 - unreachable, error status, odd JSON: all just "unknown"
-        return None
+        info = api.info()
+        return str(info["ServerVersion"]), image_store_of(info)
+    except Exception:  # noqa: BLE001 - unreachable, error status, odd JSON: the worker label decides
+        return None, None
 
 
 CONTAINERD_STORE_HINT = (

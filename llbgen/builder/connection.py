@@ -17,6 +17,7 @@ import grpc
 
 from llbgen.builder.address import BuilderAddress
 from llbgen.builder.docker_relay import DockerGrpcRelay
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
 if TYPE_CHECKING:
@@ -105,8 +106,9 @@ class BuilderConnection:
         self._control: ControlStub | None = None
 
     @property
-    def docker_host(self) -> str | None:
-        return self.address.docker_host
+    def engine(self) -> EngineEndpoint | None:
+        """The Docker Engine behind a docker builder (for /session and Engine API reads); else None."""
+        return self.address.engine
 
     @property
     def channel(self) -> grpc.Channel:
@@ -188,8 +190,13 @@ class BuilderConnection:
             raise self._unavailable(describe_rpc_error(err)) from None
 
     def _unavailable(self, reason: str) -> BuilderUnavailable:
+        from llbgen.builder.diagnose import unreachable_builder
+
         if self._relay is not None and self._relay.last_error is not None:
             return self._relay.last_error
+        named_fix = unreachable_builder(self.address, reason)
+        if named_fix:
+            return BuilderUnavailable(named_fix)
         return BuilderUnavailable(
             f"cannot reach BuildKit at {self.address}: {reason}; {_hint(self.address)}"
         )

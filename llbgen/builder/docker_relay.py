@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from llbgen.builder.address import BuilderAddress
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import BuilderUnavailable
 
 if TYPE_CHECKING:
@@ -33,31 +35,18 @@ CHUNK = 64 * 1024
 # Same as the docker Go client's dialer: notice a dead TCP peer without gRPC's help.
 TCP_KEEPALIVE_SECONDS = 30
 ENGINE_HINT = "is the Docker Engine running? check DOCKER_HOST or set --builder"
-
-
-def docker_ssl_context(address: BuilderAddress) -> ssl.SSLContext | None:
-    """TLS settings for a Docker Engine on ``tcp://`` (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH or --tls* flags)."""
-    if address.kind != "docker" or not address.use_tls:
-        return None
-    context = ssl.create_default_context(
-        cafile=str(address.tls_ca) if address.tls_ca else None
-    )
-    if not address.tls_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if address.tls_cert and address.tls_key:
-        context.load_cert_chain(str(address.tls_cert), str(address.tls_key))
-    return context
+TLS_HINT = "use --tlscacert/--tlscert/--tlskey, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH as for the docker CLI"
+# What Go's TLS server answers a plain-text HTTP request with (crypto/tls, net/http).
+PLAIN_HTTP_TO_TLS = b"Client sent an HTTP request to an HTTPS server"
+# TLS alerts with which a server turns down the client's certificate (none, or a foreign CA's).
+CLIENT_CERT_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN")
 
 
 def open_upgraded_socket(
-    docker_host: str,
+    engine: EngineEndpoint,
     path: str,
     headers: list[tuple[str, str]],
     timeout: float,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
 ) -> socket.socket:
     """Connect to the engine, upgrade ``POST {path}`` to h2c, return the raw connection.
 
@@ -69,7 +58,8 @@ def open_upgraded_socket(
     Headers are sent one line each; repeated keys stay separate lines (the session
     manager needs one line per exposed gRPC method).
     """
-    sock = connect_engine(docker_host, timeout, ssl_context, server_hostname)
+    docker_host = engine.host
+    sock = connect_engine(engine, timeout)
     try:
         sock.settimeout(timeout)
         sock.sendall(_upgrade_request(path, headers))
@@ -85,22 +75,21 @@ def open_upgraded_socket(
         raise
     except OSError as err:
         sock.close()
+        refusal = client_certificate_refused(docker_host, err)
+        if refusal:
+            raise BuilderUnavailable(refusal) from None
         hint = ENGINE_HINT
-        if docker_host.startswith("tcp://") and ssl_context is None:
+        if docker_host.startswith("tcp://") and not engine.use_tls:
             # A TLS-only engine resets a plaintext request: the usual cause over TCP.
-            hint = "if the engine expects TLS, set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (or --tlscacert/--tlscert/--tlskey)"
+            hint = f"if the engine expects TLS, {TLS_HINT}"
         raise BuilderUnavailable(
             f"the Docker Engine at {docker_host} broke off the {path} upgrade: {_reason(err)}; {hint}"
         ) from None
 
 
-def connect_engine(
-    docker_host: str,
-    timeout: float,
-    ssl_context: ssl.SSLContext | None,
-    server_hostname: str | None,
-) -> socket.socket:
-    """A connected (and for TLS, handshaken) socket to the engine at ``docker_host``."""
+def connect_engine(engine: EngineEndpoint, timeout: float) -> socket.socket:
+    """A connected (and for TLS, handshaken) socket to ``engine``."""
+    docker_host = engine.host
     parts = urlsplit(docker_host)
     try:
         if parts.scheme == "unix":
@@ -117,10 +106,10 @@ def connect_engine(
                 (parts.hostname, parts.port), timeout=timeout
             )
             _enable_tcp_keepalive(sock)
-            if ssl_context is not None:
+            if engine.ssl_context is not None:
                 try:
-                    sock = ssl_context.wrap_socket(
-                        sock, server_hostname=server_hostname or parts.hostname
+                    sock = engine.ssl_context.wrap_socket(
+                        sock, server_hostname=engine.tls_server_name or parts.hostname
                     )
                 except BaseException:
                     sock.close()
@@ -223,29 +212,79 @@ def _status_code(head: bytes, docker_host: str) -> int:
     return int(fields[1])
 
 
-def _read_small_body(sock: socket.socket, head: bytes) -> str:
-    """Best effort: the engine's JSON error message, for the one-line error."""
-    length = 0
-    for line in head.decode("latin-1").split("\r\n")[1:]:
+def _read_small_body(sock: socket.socket, head: bytes) -> bytes:
+    """Best effort: the start of the error body, for the one-line error."""
+    lines = head.decode("latin-1").split("\r\n")
+    length = None
+    for line in lines[1:]:
         key, _, value = line.partition(":")
         if key.strip().lower() == "content-length" and value.strip().isdigit():
             length = min(int(value.strip()), 4096)
     try:
-        body = _recv_exactly(sock, length) if length else b""
+        if length is not None:
+            return _recv_exactly(sock, length) if length else b""
+        if lines[0].startswith("HTTP/1.0"):
+            # No length: the body runs to the end of the connection (Go's answer on a TLS port).
+            return _recv_until_closed(sock, 4096)
     except OSError:
-        return ""
-    return engine_error_message(body)
+        pass
+    return b""
+
+
+def _recv_until_closed(sock: socket.socket, limit: int) -> bytes:
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def engine_error_message(body: bytes) -> str:
-    """The ``message`` of the engine's JSON error body, else the body's start as text."""
+    """The ``message`` of the engine's JSON error body, else the body's start as one line of text."""
     try:
-        return str(json.loads(body).get("message", "")).strip()
+        return " ".join(str(json.loads(body).get("message", "")).split())
     except (ValueError, AttributeError):
-        return body.decode("utf-8", "replace").strip()[:300]
+        return " ".join(body.decode("utf-8", "replace").split())[:300]
 
 
-def _refusal_message(docker_host: str, path: str, status: int, body: str) -> str:
+def plain_http_to_tls_message(docker_host: str, body: bytes) -> str | None:
+    """The error for a plain-text request that reached the engine's TLS port; else None."""
+    if PLAIN_HTTP_TO_TLS not in body:
+        return None
+    return f"the Docker Engine at {docker_host} expects TLS (it answered plain HTTP with \"{PLAIN_HTTP_TO_TLS.decode()}\"); {TLS_HINT}"
+
+
+def client_certificate_refused(docker_host: str, err: OSError) -> str | None:
+    """The error for an engine that turned down our client certificate in the TLS handshake; else None."""
+    reason = str(getattr(err, "reason", "") or "").upper() if isinstance(err, ssl.SSLError) else ""
+    if not any(alert in reason for alert in CLIENT_CERT_ALERTS):
+        return None
+    return (f"the Docker Engine at {docker_host} refused the client certificate ({reason.lower().replace('_', ' ')}); "
+            "give --tlscert/--tlskey (or cert.pem and key.pem in DOCKER_CERT_PATH) issued by a CA the engine trusts")
+
+
+def _html_title(body: bytes) -> str | None:
+    """The page's title (or "") when ``body`` is an HTML page; None when it is not HTML."""
+    text = body.decode("utf-8", "replace").lstrip()
+    if not text.lower().startswith(("<!doctype html", "<html")):
+        return None
+    match = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+def _refusal_message(docker_host: str, path: str, status: int, raw_body: bytes) -> str:
+    tls = plain_http_to_tls_message(docker_host, raw_body)
+    if tls:
+        return tls
+    title = _html_title(raw_body)
+    if title is not None:
+        # A Docker Engine answers errors in JSON: this is some other web server.
+        page = f"an HTML page ({title!r})" if title else "an HTML page"
+        return (f"{docker_host} is not a Docker Engine (POST {path} → HTTP {status} with {page}); "
+                "point --builder at a Docker Engine (docker://…) or a buildkitd (unix://…, tcp://…)")
+    body = engine_error_message(raw_body)
     detail = f" ({body})" if body else ""
     if status == 404:
         return (
@@ -277,15 +316,8 @@ class DockerGrpcRelay:
     used from two threads at once); ``close()`` shuts every socket down and joins every thread.
     """
 
-    def __init__(
-        self,
-        docker_host: str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self.docker_host = docker_host
-        self._ssl_context = ssl_context
+    def __init__(self, engine: EngineEndpoint, *, connect_timeout: float = 10.0) -> None:
+        self.engine = engine
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -301,13 +333,9 @@ class DockerGrpcRelay:
     def for_address(
         cls, address: BuilderAddress, *, connect_timeout: float = 10.0
     ) -> DockerGrpcRelay:
-        if address.docker_host is None:
+        if address.engine is None:
             raise ValueError(f"{address} is not a Docker Engine builder")
-        return cls(
-            address.docker_host,
-            ssl_context=docker_ssl_context(address),
-            connect_timeout=connect_timeout,
-        )
+        return cls(address.engine, connect_timeout=connect_timeout)
 
     @property
     def socket_path(self) -> str:
@@ -336,13 +364,7 @@ class DockerGrpcRelay:
 
     def probe(self) -> None:
         """Do one upgrade now, so a refusal surfaces as a precise error instead of a gRPC UNAVAILABLE."""
-        sock = open_upgraded_socket(
-            self.docker_host,
-            "/grpc",
-            [],
-            self._connect_timeout,
-            ssl_context=self._ssl_context,
-        )
+        sock = open_upgraded_socket(self.engine, "/grpc", [], self._connect_timeout)
         sock.close()
 
     def close(self) -> None:
@@ -412,11 +434,7 @@ class DockerGrpcRelay:
         try:
             try:
                 upstream = open_upgraded_socket(
-                    self.docker_host,
-                    "/grpc",
-                    [],
-                    self._connect_timeout,
-                    ssl_context=self._ssl_context,
+                    self.engine, "/grpc", [], self._connect_timeout
                 )
             except BuilderUnavailable as err:
                 # grpcio only sees a closed connection; keep the reason for the caller's error.

@@ -15,7 +15,6 @@ import os
 from collections.abc import Mapping
 
 from llbgen.builder.address import resolve_builder_address
-from llbgen.builder.docker_relay import docker_ssl_context
 from llbgen.builder.engine_api import EngineAPI
 from llbgen.errors import LlbgenError, UsageError
 
@@ -34,7 +33,8 @@ class EngineLoadFailed(LlbgenError):
 def local_engine(env: Mapping[str, str] | None = None) -> EngineAPI:
     """The Docker Engine ``docker`` would talk to (``DOCKER_HOST`` or the default socket)."""
     address = resolve_builder_address("docker://", env=os.environ if env is None else env)
-    return EngineAPI(address.target, ssl_context=docker_ssl_context(address), timeout=PROBE_TIMEOUT)
+    assert address.engine is not None  # a docker:// address always names its engine
+    return EngineAPI(address.engine, timeout=PROBE_TIMEOUT)
 
 
 def require_local_engine(builder: str, env: Mapping[str, str] | None = None) -> EngineAPI:
@@ -47,9 +47,9 @@ def require_local_engine(builder: str, env: Mapping[str, str] | None = None) -> 
     try:
         engine.version()
     except Exception as err:  # noqa: BLE001 - unreachable, error status, odd reply: all mean "no engine to load into"
-        reason = _short_reason(err, engine.docker_host)
+        reason = _short_reason(err, engine.engine.host)
         raise UsageError(f"--load with the builder {builder} loads the image into the local Docker Engine, "
-                         f"but none answers at {engine.docker_host} ({reason}); {NO_ENGINE_FIX}") from None
+                         f"but none answers at {engine.engine.host} ({reason}); {NO_ENGINE_FIX}") from None
     return engine
 
 
@@ -98,7 +98,7 @@ class EngineImageLoad:
                   if "error" in m or "errorDetail" in m]
         if response.status >= 400 or errors:
             detail = errors[0] if errors else (body.decode(errors="replace").strip() or f"HTTP {response.status}")
-            raise EngineLoadFailed(f"the Docker Engine at {self.engine.docker_host} did not load the image: "
+            raise EngineLoadFailed(f"the Docker Engine at {self.engine.engine.host} did not load the image: "
                                    f"{' '.join(str(detail).split())}")
         self.loaded = [line.split(":", 1)[1].strip() for m in messages
                        for line in str(m.get("stream", "")).splitlines() if line.startswith("Loaded image")]
@@ -116,7 +116,7 @@ class EngineImageLoad:
         return self._conn
 
     def _broken(self, err: BaseException) -> EngineLoadFailed:
-        return EngineLoadFailed(f"the Docker Engine at {self.engine.docker_host} broke off the image load: "
+        return EngineLoadFailed(f"the Docker Engine at {self.engine.engine.host} broke off the image load: "
                                 f"{' '.join(str(err).split()) or type(err).__name__}")
 
 

@@ -271,8 +271,8 @@ def start_gateway_solve(conn: BuilderConnection, request: control_pb2.SolveReque
 
 def attach_session(session: Session, conn: BuilderConnection) -> None:
     """Attach ``session`` the way a solve does: dockerd's /session, else ``Control.Session``."""
-    if conn.docker_host:
-        session.attach_docker(conn.docker_host)
+    if conn.engine is not None:
+        session.attach_docker(conn.engine)
     else:
         session.attach_control(conn.control)
 

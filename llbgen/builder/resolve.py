@@ -53,7 +53,7 @@ def resolve_image(conn: BuilderConnection, ref: str, *, platform: Platform | Non
         normalized = normalize_image_ref(ref)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if conn.docker_host:
+    if conn.engine is not None:
         local = _resolve_with_engine(conn, ref, image_store)
         if local is not None:
             resolved, containerd_store = local
@@ -81,17 +81,15 @@ def _record_with_buildkit(conn: BuilderConnection, normalized: str, platform: Pl
 
 
 def _resolve_with_engine(conn: BuilderConnection, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
-    from llbgen.builder.docker_relay import docker_ssl_context
     from llbgen.builder.engine_api import EngineAPI
 
-    assert conn.docker_host is not None
-    return resolve_in_engine_store(EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address)),
-                                   ref, image_store)
+    assert conn.engine is not None
+    return resolve_in_engine_store(EngineAPI(conn.engine), ref, image_store)
 
 
 def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -> tuple[ResolvedImage, bool] | None:
     """The image as the engine's store has it and whether that is the containerd store; None when absent."""
-    from llbgen.builder.engine_api import EngineAPIError
+    from llbgen.builder.engine_api import EngineAPIError, image_store_of
 
     try:
         attrs = api.inspect_image(ref)
@@ -100,7 +98,7 @@ def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -
         if image_store in ("containerd", "classic"):
             containerd_store = image_store == "containerd"
         else:
-            containerd_store = uses_containerd_store(api.info())
+            containerd_store = image_store_of(api.info()) == "containerd"
     except EngineAPIError as err:
         raise UsageError(f"cannot inspect base image {ref}: {err}") from None
     # With the containerd image store the image ID is the manifest (or index) digest that
@@ -113,14 +111,6 @@ def resolve_in_engine_store(api: EngineAPI, ref: str, image_store: str | None) -
         "config": attrs.get("Config") or {},
     }
     return ResolvedImage(ref, digest, config), containerd_store
-
-
-def uses_containerd_store(info: dict[str, Any]) -> bool:
-    """What `docker info` shows: the containerd store reports a snapshotter driver type."""
-    return any(
-        len(pair) == 2 and pair[0] == "driver-type" and "snapshotter" in str(pair[1])
-        for pair in info.get("DriverStatus") or []
-    )
 
 
 def _classic_store_digest(ref: str, attrs: dict[str, Any]) -> str:

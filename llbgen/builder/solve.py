@@ -113,6 +113,7 @@ def check_graph_support(definition: Definition, info: BuilderInfo) -> None:
 def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, options: SolveOptions) -> SolveResult:
     """Run one solve to completion, rendering progress; raise BuildFailed/Cancelled on failure."""
     from llbgen._proto.buildkit import control_pb2
+    from llbgen.builder.gateway import attach_session
     from llbgen.builder.session import Session
     from llbgen.builder.session.auth import DockerAuthProvider
 
@@ -160,10 +161,7 @@ def solve(conn: BuilderConnection, info: BuilderInfo, definition: Definition, op
     session = Session(local_dirs=dict(options.local_dirs), secrets=dict(options.secrets),
                       file_outputs=file_outputs, dir_outputs=dir_outputs, auth=DockerAuthProvider())
     with session, renderer:
-        if conn.docker_host:
-            session.attach_docker(conn.docker_host)
-        else:
-            session.attach_control(conn.control)
+        attach_session(session, conn)
         request.Session = session.id
         if options.via_gateway or info.image_store == "classic":
             future = _start_gateway_solve(conn, request, definition, options)
@@ -233,10 +231,16 @@ def _wait(future: grpc.Future):
             continue
 
 
-def _build_error(err: grpc.RpcError, renderer, address: BuilderAddress) -> BuildFailed | BuilderUnavailable:
+def _build_error(err: grpc.RpcError, renderer,
+                 address: BuilderAddress) -> BuildFailed | BuilderUnavailable | CapabilityMissing:
+    from llbgen.builder.diagnose import refused_entitlement
+
     failure = format_failure(renderer.recorder)
     if failure:
         return BuildFailed(failure)
+    refused = refused_entitlement(err.details() or "", str(address)) if isinstance(err, grpc.Call) else None
+    if refused:
+        return CapabilityMissing(refused)
     if err.code() == grpc.StatusCode.UNAVAILABLE and is_keepalive_timeout(err):
         return BuilderUnavailable(f"BuildKit at {address} stopped answering during the build (no reply to "
                                   f"keepalive pings; noticed within {freeze_detection_seconds(address):g}s): "

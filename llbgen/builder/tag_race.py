@@ -68,18 +68,17 @@ def settle_naming_race(conn: BuilderConnection, outputs: Sequence[Output],
     None (the failure stands) unless the builder is a Docker Engine, the export wrote an
     image and every tag asked for holds exactly that image now.
     """
-    if not conn.docker_host:
+    if conn.engine is None:
         return None
     written = lost_naming_race(recorder)
     names = image_names(outputs)
     if written is None or not names:
         return None
     image, config = written
-    from llbgen.builder.docker_relay import docker_ssl_context
     from llbgen.builder.engine_api import EngineAPI, EngineAPIError
     from llbgen.errors import LlbgenError
 
-    api = EngineAPI(conn.docker_host, ssl_context=docker_ssl_context(conn.address))
+    api = EngineAPI(conn.engine)
     for name in names:
         try:
             held = api.inspect_image(name)

@@ -181,8 +181,13 @@ def build_command(
 
         outcome = build_image(b, resolved, tags=tags, outputs=outputs, cache_to=caches_to, cache_from=caches_from,
                               secrets=secrets, network=net, progress=mode, on_plan=show)  # type: ignore[arg-type]
-        in_engine = any(o.type == "moby" for o in outputs) and b.connection.docker_host is not None
-        size = _engine_image_size(b, outcome.tag) if in_engine and mode != "quiet" else None
+        engine = b.connection.engine
+        in_engine = any(o.type == "moby" for o in outputs) and engine is not None
+        size = None
+        if in_engine and mode != "quiet":
+            from llbgen.bake.size import engine_image_size
+
+            size = engine_image_size(engine, outcome.tag)
     if mode != "quiet":
         echo_loaded(outcome.result.loaded_images)
     if outcome.image_digest:
@@ -193,18 +198,6 @@ def build_command(
         for line in format_build_summary(tags=outcome.tags, digest=outcome.image_digest, size=size,
                                          layers=outcome.layers, seconds=outcome.seconds, in_engine=in_engine):
             typer.echo(line, err=True)
-
-
-def _engine_image_size(b, tag: str) -> int | None:
-    """The image's size as the engine reports it (``docker image ls``); None when it cannot tell."""
-    from llbgen.builder.docker_relay import docker_ssl_context
-    from llbgen.builder.engine_api import EngineAPI, EngineAPIError
-
-    try:
-        attrs = EngineAPI(b.connection.docker_host, ssl_context=docker_ssl_context(b.connection.address)).inspect_image(tag)
-    except (EngineAPIError, OSError):
-        return None
-    return attrs.get("Size") if attrs else None
 
 
 def _up_to_date(resolved: ResolvedSpec, address: BuilderAddress, *, outputs, caches_to, network: str,

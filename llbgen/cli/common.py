@@ -10,10 +10,10 @@ import typer
 from llbgen.errors import UsageError
 
 BuilderOpt = Annotated[str | None, typer.Option("--builder", help="BuildKit address: docker://[DOCKER_HOST], unix:///path.sock or tcp://host:port (default: $BUILDKIT_HOST, else the local Docker Engine).")]
-TlsCaOpt = Annotated[Path | None, typer.Option("--tlscacert", help="CA certificate for a tcp:// builder.")]
-TlsCertOpt = Annotated[Path | None, typer.Option("--tlscert", help="Client certificate for a tcp:// builder.")]
-TlsKeyOpt = Annotated[Path | None, typer.Option("--tlskey", help="Client key for a tcp:// builder.")]
-TlsNameOpt = Annotated[str | None, typer.Option("--tls-server-name", help="Server name to verify for a tcp:// builder.")]
+TlsCaOpt = Annotated[Path | None, typer.Option("--tlscacert", help="CA certificate for a tcp:// buildkitd or a docker://tcp:// engine.")]
+TlsCertOpt = Annotated[Path | None, typer.Option("--tlscert", help="Client certificate for a tcp:// buildkitd or a docker://tcp:// engine.")]
+TlsKeyOpt = Annotated[Path | None, typer.Option("--tlskey", help="Client key for a tcp:// buildkitd or a docker://tcp:// engine.")]
+TlsNameOpt = Annotated[str | None, typer.Option("--tls-server-name", help="Server name to verify for a tcp:// buildkitd or a docker://tcp:// engine.")]
 ProgressOpt = Annotated[str, typer.Option("--progress", help="auto, tty, plain, rawjson or quiet.")]
 OutputOpt = Annotated[list[str] | None, typer.Option("--output", "-o", help="type=image|registry|docker|oci|tar|local,... (repeatable).")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Image name (repeatable).")]

@@ -17,6 +17,7 @@ from llbgen.builder.address import resolve_builder_address
 from llbgen.builder.capabilities import SNAPSHOTTER_LABEL, inspect_builder
 from llbgen.builder.connection import BuilderConnection
 from llbgen.builder.docker_relay import DockerGrpcRelay, open_upgraded_socket
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.builder.engine_api import EngineAPI, EngineAPIError
 from llbgen.builder.engine_buildkit import ENGINE_BUILDKIT
 from llbgen.errors import BuilderUnavailable, CapabilityMissing
@@ -44,7 +45,7 @@ def connection(docker_engine: str):
 def test_upgrade_keeps_the_bytes_dockerd_sends_right_after_101(
     docker_engine: str,
 ) -> None:
-    sock = open_upgraded_socket(docker_engine, "/grpc", [], timeout=10)
+    sock = open_upgraded_socket(EngineEndpoint(docker_engine), "/grpc", [], timeout=10)
     try:
         sock.settimeout(5)
         frame_header = sock.recv(9)
@@ -59,7 +60,7 @@ def test_upgrade_keeps_the_bytes_dockerd_sends_right_after_101(
 def test_refused_upgrade_is_a_one_line_builder_error(docker_engine: str) -> None:
     with pytest.raises(BuilderUnavailable) as info:
         open_upgraded_socket(
-            docker_engine,
+            EngineEndpoint(docker_engine),
             "/no-such-endpoint",
             [("X-Test", "a"), ("X-Test", "b")],
             timeout=10,
@@ -77,7 +78,7 @@ def test_list_workers_and_info_through_the_relay(connection: BuilderConnection) 
     assert any(p.OS == "linux" for p in workers.record[0].platforms)
     info = connection.control.Info(control_pb2.InfoRequest(), timeout=10)
     assert info.buildkitVersion.package == "github.com/moby/buildkit"
-    assert connection.docker_host is not None
+    assert connection.engine is not None and not connection.engine.use_tls
 
 
 def test_inspect_reports_the_containerd_store(connection: BuilderConnection) -> None:
@@ -106,8 +107,20 @@ def test_inspect_names_the_engines_buildkit_and_says_when_it_is_inferred(connect
         assert dumped["buildkit_version"] is None and dumped["buildkit_version_inferred"] == info.buildkit_version_inferred
 
 
+def test_inspect_takes_the_image_store_from_the_engines_info(connection: BuilderConnection, monkeypatch) -> None:
+    """One answer to the image-store question: the engine's /info (what the up-to-date check and the
+    base-image lookup read), not a second one from the worker label."""
+    real_info = EngineAPI.info
+
+    def graphdriver_info(self: EngineAPI) -> dict:
+        return {**real_info(self), "DriverStatus": [["Backing Filesystem", "extfs"]]}
+
+    monkeypatch.setattr(EngineAPI, "info", graphdriver_info)
+    assert inspect_builder(connection).image_store == "classic"
+
+
 def test_many_concurrent_rpcs_through_one_relay(docker_engine: str) -> None:
-    with DockerGrpcRelay(docker_engine) as relay:
+    with DockerGrpcRelay(EngineEndpoint(docker_engine)) as relay:
         # Separate subchannel pools force one upstream /grpc upgrade per channel.
         channels = [
             grpc.insecure_channel(
@@ -142,7 +155,7 @@ def test_many_concurrent_rpcs_through_one_relay(docker_engine: str) -> None:
 def test_relay_close_ends_streams_quickly_and_leaves_no_threads(
     docker_engine: str,
 ) -> None:
-    relay = DockerGrpcRelay(docker_engine).start()
+    relay = DockerGrpcRelay(EngineEndpoint(docker_engine)).start()
     channel = grpc.insecure_channel(relay.target)
     stub = control_pb2_grpc.ControlStub(channel)
     stub.ListWorkers(control_pb2.ListWorkersRequest(), timeout=10)
@@ -239,7 +252,7 @@ def test_cli_inspect_table(docker_engine: str) -> None:
 
 
 def test_engine_api_reads_what_docker_inspect_shows(docker_engine: str, base_image: str) -> None:
-    api = EngineAPI(docker_engine)
+    api = EngineAPI(EngineEndpoint(docker_engine))
     assert api.version()["Version"]
     assert api.info()["ID"]
     attrs = api.inspect_image(base_image)
@@ -253,13 +266,13 @@ def test_engine_api_reads_what_docker_inspect_shows(docker_engine: str, base_ima
 
 def test_engine_api_error_status_carries_the_engines_message(docker_engine: str) -> None:
     with pytest.raises(EngineAPIError) as caught:
-        EngineAPI(docker_engine).get("/containers/llbgen-no-such-container/json")
+        EngineAPI(EngineEndpoint(docker_engine)).get("/containers/llbgen-no-such-container/json")
     assert caught.value.status == 404
     assert "llbgen-no-such-container" in str(caught.value)
 
 
 def test_engine_api_unreachable_engine_is_a_one_line_builder_error(tmp_path) -> None:
     with pytest.raises(BuilderUnavailable) as caught:
-        EngineAPI(f"unix://{tmp_path}/absent.sock", timeout=2).version()
+        EngineAPI(EngineEndpoint(f"unix://{tmp_path}/absent.sock"), timeout=2).version()
     assert "\n" not in str(caught.value)
     assert "absent.sock" in str(caught.value)

@@ -55,7 +55,7 @@ def _attach(session: Session, connection: BuilderConnection, style: str) -> None
     if style == "control":
         session.attach_control(connection.control)
     else:
-        session.attach_docker(connection.docker_host)
+        session.attach_docker(connection.engine)
 
 
 def _solve(connection: BuilderConnection, session: Session, definition: ops_pb2.Definition) -> control_pb2.SolveResponse:

@@ -37,6 +37,7 @@ from llbgen.builder import gateway
 from llbgen.builder.address import resolve_builder_address
 from llbgen.builder.client import Builder
 from llbgen.builder.docker_relay import DockerGrpcRelay
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.builder.options import Output
 from llbgen.builder.session import Session
 from llbgen.builder.solve import SolveOptions
@@ -55,7 +56,7 @@ DEATH_DEADLINE = 15.0
 
 @pytest.fixture(scope="module")
 def relay(docker_engine: str) -> Iterator[DockerGrpcRelay]:
-    with DockerGrpcRelay(docker_engine) as r:
+    with DockerGrpcRelay(EngineEndpoint(docker_engine)) as r:
         yield r
 
 
@@ -165,7 +166,7 @@ def test_solve_over_unix_with_gateway_resolve_session_secret_local_and_oci_expor
     oci = tmp_path / "image.tar"
 
     with Builder.connect(unix_address) as builder:
-        assert builder.address.kind == "unix" and builder.connection.docker_host is None
+        assert builder.address.kind == "unix" and builder.connection.engine is None
         base = builder.resolve(registry_base)
         identifier = base.output.vertex.identifier
         assert identifier.endswith("@" + registry_digest(registry_base)), identifier
@@ -451,7 +452,7 @@ def wait_process_gone(marker: str, timeout: float = 20) -> bool:
 def test_daemon_vanishing_mid_build_fails_fast_with_one_line(docker_engine: str, registry_base: str,
                                                               tmp_path: Path) -> None:
     before = llbgen_threads()
-    relay = DockerGrpcRelay(docker_engine).start()
+    relay = DockerGrpcRelay(EngineEndpoint(docker_engine)).start()
     marker = secrets.token_hex(6)
     progress = Watch(f"running-{marker}")
     outcome: list[BaseException | str] = []
@@ -498,7 +499,7 @@ def test_cli_exits_when_the_builder_socket_goes_away_mid_build(docker_engine: st
         f"    return resolve({registry_base!r}).run(['sh', '-c', 'echo \"run\"\"ning-{marker}\"; sleep 120; "
         f"echo finished-{marker}'], name='slow {marker}').root\n"
     )
-    relay = DockerGrpcRelay(docker_engine).start()
+    relay = DockerGrpcRelay(EngineEndpoint(docker_engine)).start()
     proc = subprocess.Popen([*LLBGEN, "solve", f"{graph}:graph", "--builder", f"unix://{relay.socket_path}",
                              "--output", f"type=tar,dest={tmp_path / 'never.tar'}", "--progress", "plain"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from llbgen.builder.address import BuilderAddress, resolve_builder_address
+from llbgen.builder.endpoint import EngineEndpoint
 from llbgen.errors import UsageError
 
 
@@ -22,7 +23,7 @@ def test_default_is_the_local_docker_engine() -> None:
         kind="docker", target="unix:///var/run/docker.sock"
     )
     assert str(address) == "docker://unix:///var/run/docker.sock"
-    assert address.docker_host == "unix:///var/run/docker.sock"
+    assert address.engine == EngineEndpoint("unix:///var/run/docker.sock")
 
 
 @pytest.mark.parametrize("value", ["docker://", "docker"])
@@ -121,6 +122,19 @@ def test_tls_for_standalone_tcp(tmp_path: Path) -> None:
     assert (address.tls_ca, address.tls_cert, address.tls_key) == (ca, cert, key)
     assert address.tls_server_name == "buildkitd"
     assert not resolve("tcp://bk:1234").use_tls
+    assert address.engine is None  # a buildkitd, not a Docker Engine
+
+
+def test_engine_endpoint_carries_the_tls_flags(tmp_path: Path) -> None:
+    ca, cert, key = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    for path in (ca, cert, key):
+        path.write_text("x")
+    address = resolve("docker://tcp://engine:2376", tls_ca=ca, tls_cert=cert, tls_key=key,
+                      tls_server_name="engine.example")
+    assert address.engine == EngineEndpoint("tcp://engine:2376", use_tls=True, tls_ca=ca, tls_cert=cert,
+                                            tls_key=key, tls_server_name="engine.example", tls_verify=True)
+    # Derived once: every client of the engine gets this same value.
+    assert address.engine is address.engine
 
 
 def test_tls_errors(tmp_path: Path) -> None:
@@ -156,6 +170,9 @@ def test_docker_tls_from_environment(tmp_path: Path) -> None:
         env={"DOCKER_HOST": "tcp://engine:2376", "DOCKER_CERT_PATH": str(tmp_path)}
     )
     assert unverified.use_tls and not unverified.tls_verify
+    assert address.engine == EngineEndpoint("tcp://engine:2376", use_tls=True, tls_ca=tmp_path / "ca.pem",
+                                            tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem")
+    assert unverified.engine is not None and not unverified.engine.tls_verify
 
     # TLS env vars do not apply to a unix socket engine.
     assert not resolve(
@@ -171,3 +188,12 @@ def test_docker_tls_verify_without_ca_is_a_usage_error(tmp_path: Path) -> None:
     }
     with pytest.raises(UsageError, match="DOCKER_CERT_PATH"):
         resolve(env=env)
+
+
+def test_unreadable_tls_files_are_one_line_usage_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(UsageError, match="not a PEM CA certificate"):
+        _ = EngineEndpoint("tcp://engine:2376", use_tls=True, tls_ca=garbage).ssl_context
+    with pytest.raises(UsageError, match="cannot load the client certificate"):
+        _ = EngineEndpoint("tcp://engine:2376", use_tls=True, tls_cert=garbage, tls_key=garbage).ssl_context

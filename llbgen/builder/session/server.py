@@ -19,13 +19,13 @@ import hashlib
 import os
 import shutil
 import socket
-import ssl
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -45,6 +45,9 @@ from llbgen.builder.session.filesend import FileSendServicer, exporter_id
 from llbgen.builder.session.filesync import FileSyncServicer
 from llbgen.builder.session.secrets import SecretsServicer
 from llbgen.errors import BuilderUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from llbgen.builder.endpoint import EngineEndpoint
 
 HEADER_UUID = "X-Docker-Expose-Session-Uuid"
 HEADER_SHARED_KEY = "X-Docker-Expose-Session-Sharedkey"
@@ -151,7 +154,7 @@ class Session:
         attachment = ControlStreamAttachment(control, self.socket_path, metadata)
         self._adopt(attachment, "Control.Session", timeout)
 
-    def attach_docker(self, docker_host: str, timeout: float = ATTACH_TIMEOUT, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def attach_docker(self, engine: EngineEndpoint, timeout: float = ATTACH_TIMEOUT) -> None:
         """Attach over the Docker Engine's ``POST /session`` upgrade (as buildx's docker driver does).
 
         The session headers are HTTP/1.1 request headers, one line per method value.
@@ -159,8 +162,8 @@ class Session:
         from llbgen.builder.docker_relay import open_upgraded_socket
 
         self._check_open()
-        upstream = open_upgraded_socket(docker_host, "/session", self.headers(), timeout, ssl_context=ssl_context)
-        self._adopt(SocketAttachment(upstream, self.socket_path), f"{docker_host} /session", timeout)
+        upstream = open_upgraded_socket(engine, "/session", self.headers(), timeout)
+        self._adopt(SocketAttachment(upstream, self.socket_path), f"{engine} /session", timeout)
 
     def _adopt(self, attachment: ControlStreamAttachment | SocketAttachment, via: str, timeout: float) -> None:
         self._attachments.append(attachment)
