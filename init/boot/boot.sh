@@ -10,6 +10,7 @@ set -uo pipefail
 
 readonly INIT=/init
 readonly STATE=/run/llbgen   # per-boot state (the Jupyter token file), recreated every boot
+readonly INPUTS=/run/llbgen-inputs   # written by /init/boot/entry.sh (the ENTRYPOINT), removed here
 readonly SSHD_DROPIN_DIR=/etc/ssh/sshd_config.d
 readonly SSHD_PASSWORD_CONF=$SSHD_DROPIN_DIR/00-llbgen-password.conf
 readonly HOST_KEYS_OWNER=/etc/ssh/llbgen-host-keys.owner
@@ -23,6 +24,20 @@ error() { printf '[boot] ERROR: %s\n' "$*" >&2; }
 
 # step FUNC ARGS...: run one boot step; a failure is logged, never fatal.
 step() { "$@" || error "$1 failed (exit $?); continuing"; }
+
+# The ENTRYPOINT (/init/boot/entry.sh) moved our inputs out of PID 1's environment into
+# root-only files: read them back as shell variables (never exported) and delete the files.
+# Without that entry step (an image whose ENTRYPOINT was overridden) the environment still has them.
+restore_inputs() {
+    local name value
+    [[ -d $INPUTS ]] || return 0
+    for name in "${INPUT_VARS[@]}"; do
+        [[ -f $INPUTS/$name ]] || continue
+        IFS= read -r -d '' value < "$INPUTS/$name"   # exact content: read stops only at EOF
+        printf -v "$name" '%s' "$value"
+    done
+    rm -rf "$INPUTS"
+}
 
 # secret NAME: sets REPLY to $NAME, or to the content of the file named by $NAME_FILE
 # (the file wins), and removes both variables so no service inherits them.
@@ -214,6 +229,7 @@ main() {
     local image
     image=$(sed -n 's/^IMAGE=//p' "$INIT/image-info.env" 2>/dev/null)
     log "starting${image:+ $image}"
+    restore_inputs
     secret ROOT_PASSWORD; local root_password=$REPLY
     secret JUPYTER_TOKEN; local jupyter_token=$REPLY
     step prepare_dirs

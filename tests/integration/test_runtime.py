@@ -13,6 +13,7 @@ Then real containers, a real OpenSSH client, real HTTP:
 - password: ROOT_PASSWORD, random Jupyter token, no limits
 - files:    ROOT_PASSWORD_FILE, JUPYTER_TOKEN_FILE, PUBLIC_KEY_FILE, --network none,
             and an extra supervisor program that cannot start
+- exposed:  ROOT_PASSWORD and JUPYTER_TOKEN with -e
 
 Tests that restart, kill or stop things come last in the file; run with -x.
 """
@@ -37,6 +38,7 @@ from typing import TypeVar
 
 import pytest
 
+from stages.plan import CMD, ENTRYPOINT
 from tests.conftest import BASE_IMAGE
 from tests.integration.helpers import HOST_CA
 
@@ -71,8 +73,8 @@ ENV PATH=/root/miniconda3/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 WORKDIR /root
 EXPOSE 22 8888 6006
 HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 CMD ["/init/bin/healthcheck"]
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
-CMD ["/init/boot/boot.sh"]
+ENTRYPOINT {json.dumps(list(ENTRYPOINT))}
+CMD {json.dumps(list(CMD))}
 """
 
 T = TypeVar("T")
@@ -124,9 +126,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
 
 
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
-    """(status, headers, body) without following redirects; status 0 when nothing answers."""
-    request = urllib.request.Request(url, headers=headers or {})
+def http_get(
+    url: str, headers: dict[str, str] | None = None, post: bytes | None = None
+) -> tuple[int, dict[str, str], str]:
+    """(status, headers, body) without following redirects; status 0 when nothing answers. POSTs ``post``."""
+    request = urllib.request.Request(url, headers=headers or {}, data=post)
     try:
         with HTTP.open(request, timeout=10) as response:
             return (
@@ -370,6 +374,7 @@ class Fleet:
     keys: Container
     password: Container
     files: Container
+    exposed: Container
     files_secrets: dict[str, str]
 
 
@@ -427,25 +432,35 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
             ],
             False,
         ),
+        "exposed": (
+            {
+                "ROOT_PASSWORD": "pw-" + secrets.token_hex(8),
+                "JUPYTER_TOKEN": "tok-" + secrets.token_hex(16),
+                "PUBLIC_KEY": public_key,
+            },
+            [],
+            True,
+        ),
     }
     started: list[Container] = []
     try:
         for role, (env, extra, publish) in jobs.items():
             started.append(run_container(runtime_image, role, env, extra, publish))
-        keys, password, files = started
+        keys, password, files, exposed = started
 
         def files_ready() -> bool:
             out = files.health().stdout
             return out.count("ok ") == 3
 
-        with ThreadPoolExecutor(3) as pool:
+        with ThreadPoolExecutor(4) as pool:
             for future in [
                 pool.submit(keys.wait_healthy),
                 pool.submit(password.wait_healthy),
                 pool.submit(wait_for, "files: services up", files_ready, 120, 1.0, files.logs),
+                pool.submit(exposed.wait_healthy),
             ]:
                 future.result()
-        yield Fleet(keys, password, files, files_secrets)
+        yield Fleet(keys, password, files, exposed, files_secrets)
     finally:
         for container in started:
             docker("rm", "-f", container.name, check=False, timeout=60)
@@ -716,6 +731,56 @@ def test_secrets_never_reach_services_or_sessions(fleet: Fleet, client_key: Path
         assert c.sh("stat -c %a /run/llbgen/jupyter-token").strip() == "600"
     session = ssh(fleet.password, client_key, "env").stdout
     assert fleet.password.env["ROOT_PASSWORD"] not in session and "LANG=zh_CN.UTF-8" in session
+
+
+# Every process's environment, PID 1's included: the environ files holding one of the values
+# given on stdin, or a variable named like one. (Jupyter and its children do have
+# JUPYTER_TOKEN_FILE=/run/llbgen/jupyter-token: a path, set by supervisord.)
+SCAN_ENVIRONS = r"""
+grep -laF -f - /proc/[0-9]*/environ 2>/dev/null
+grep -lazE '^(ROOT_PASSWORD|JUPYTER_TOKEN|PUBLIC_KEY)=' /proc/[0-9]*/environ 2>/dev/null
+exit 0
+"""
+
+
+def test_no_process_holds_the_secrets_not_even_pid1(fleet: Fleet, client_key: Path) -> None:
+    c = fleet.exposed
+    password, token = c.env["ROOT_PASSWORD"], c.env["JUPYTER_TOKEN"]
+    auth = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    # A notebook kernel and a terminal, so that their processes are among those scanned.
+    status, _, body = http_get(c.url(8888, "/jupyter/api/kernels"), auth, post=b'{"name": "python3"}')
+    assert status == 201, (status, body)
+    status, _, body = http_get(c.url(8888, "/jupyter/api/terminals"), auth, post=b"{}")
+    assert status == 200, (status, body)
+
+    def kernel_and_terminal() -> str | None:
+        ps = c.exec("ps", "-eo", "pid=,ppid=,args=").stdout
+        jupyter = re.search(r"^\s*(\d+)\s+\d+\s+\S*python\S* \S*jupyter-lab", ps, re.MULTILINE)
+        children = re.findall(rf"^\s*\d+\s+{jupyter.group(1)}\s+(.*)$", ps, re.MULTILINE) if jupyter else []
+        kernel = any("ipykernel_launcher" in args for args in children)
+        shell = any(re.match(r"\S*bash\b", args) for args in children)
+        return ps if kernel and shell else None
+
+    processes = wait_for("a kernel and a terminal under jupyter-lab", kernel_and_terminal, 60, context=c.logs)
+    values = f"{password}\n{token}\n"
+
+    session = subprocess.run(
+        [*ssh_command(c, client_key), SCAN_ENVIRONS], env=ENV, input=values, capture_output=True, text=True,
+        timeout=30, check=False,
+    )
+    assert session.returncode == 0, session.stderr
+    assert session.stdout == "", f"environments holding a secret:\n{session.stdout}\n{processes}"
+    # The scan finds a holder when there is one: docker exec's process has the -e values.
+    exec_scan = docker("exec", "-i", c.name, "bash", "-c", SCAN_ENVIRONS, input=values).stdout
+    assert re.search(r"^/proc/\d+/environ$", exec_scan, re.MULTILINE), exec_scan
+
+    pid1 = ssh(c, client_key, "tr '\\0' '\\n' < /proc/1/environ; ps -o comm= -p 1").stdout
+    assert "LANG=zh_CN.UTF-8" in pid1 and pid1.splitlines()[-1] == "tini", pid1
+    assert not re.search(r"^(ROOT_PASSWORD|JUPYTER_TOKEN|PUBLIC_KEY)(_FILE)?=", pid1, re.MULTILINE), pid1
+    assert c.exec("test", "-e", "/run/llbgen-inputs", check=False).returncode == 1, "boot removes the entry's files"
+    # Both still reach their services.
+    assert ssh_password(c, password, "echo", "in").stdout == "in\n"
+    assert http_get(c.url(8888, "/jupyter/lab"), {"Authorization": f"token {token}"})[0] == 200
 
 
 # ---------------------------------------------------------------- *_FILE, offline, a program that cannot start
