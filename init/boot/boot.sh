@@ -123,21 +123,39 @@ ssh_host_keys() {
 }
 
 # add_authorized_keys SOURCE TEXT: append each valid key line not already present.
+# A rejected line is named by its number and the reason, never shown: it may be a secret
+# (a private key pasted by mistake), and docker logs outlive the container.
 add_authorized_keys() {
-    local source=$1 text=$2 line added=0
+    local source=$1 text=$2 line number=0 private_from=0 added=0
     install -d -m 0700 /root/.ssh
     touch "$AUTHORIZED_KEYS"
     while IFS= read -r line || [[ -n $line ]]; do
+        number=$((number + 1))
         line=${line%$'\r'}
+        # A private key: one message for the whole block, from BEGIN to END.
+        if (( private_from )); then
+            if [[ $line =~ ^[[:space:]]*-----END\ .*PRIVATE\ KEY----- ]]; then
+                error "$source lines $private_from-$number: a private key, skipped (not logged); give the public key (the .pub file) instead, and treat this private key as exposed"
+                private_from=0
+            fi
+            continue
+        fi
+        if [[ $line =~ ^[[:space:]]*-----BEGIN\ .*PRIVATE\ KEY----- ]]; then
+            private_from=$number
+            continue
+        fi
         [[ -z ${line//[[:space:]]/} || $line == \#* ]] && continue
         if ! ssh-keygen -l -f /dev/stdin <<<"$line" >/dev/null 2>&1; then
-            error "$source: not an SSH public key, skipped: ${line:0:40}..."
+            error "$source line $number: not an SSH public key (expected 'TYPE BASE64 [COMMENT]', as in a .pub file), skipped (not logged)"
             continue
         fi
         grep -qxF -- "$line" "$AUTHORIZED_KEYS" && continue
         printf '%s\n' "$line" >> "$AUTHORIZED_KEYS"
         added=$((added + 1))
     done <<<"$text"
+    if (( private_from )); then
+        error "$source lines $private_from-$number: the start of a private key, skipped (not logged); give the public key (the .pub file) instead, and treat this private key as exposed"
+    fi
     chmod 0600 "$AUTHORIZED_KEYS"
     chown -R root:root /root/.ssh
     log "$source: $added new key(s) in $AUTHORIZED_KEYS"
@@ -247,4 +265,5 @@ main() {
     exec /usr/bin/supervisord --nodaemon --configuration "$INIT/supervisor/supervisord.conf"
 }
 
-main "$@"
+# Sourced (the tests call single steps): define the functions only.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"

@@ -13,7 +13,7 @@ Then real containers, a real OpenSSH client, real HTTP:
 - password: ROOT_PASSWORD, random Jupyter token, no limits
 - files:    ROOT_PASSWORD_FILE, JUPYTER_TOKEN_FILE, PUBLIC_KEY_FILE, --network none,
             and an extra supervisor program that cannot start
-- exposed:  ROOT_PASSWORD and JUPYTER_TOKEN with -e
+- exposed:  ROOT_PASSWORD and JUPYTER_TOKEN with -e, a private key pasted into PUBLIC_KEY
 
 Tests that restart, kill or stop things come last in the file; run with -x.
 """
@@ -376,6 +376,7 @@ class Fleet:
     files: Container
     exposed: Container
     files_secrets: dict[str, str]
+    private_key: str  # the one pasted into exposed's PUBLIC_KEY
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +405,7 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
     )
     for path in secrets_dir.iterdir():
         path.chmod(0o644)
+    private_key = other_key.read_text().strip()
 
     jobs = {
         "keys": (
@@ -436,7 +438,7 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
             {
                 "ROOT_PASSWORD": "pw-" + secrets.token_hex(8),
                 "JUPYTER_TOKEN": "tok-" + secrets.token_hex(16),
-                "PUBLIC_KEY": public_key,
+                "PUBLIC_KEY": f"{public_key}\n{private_key}\n",
             },
             [],
             True,
@@ -460,7 +462,7 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
                 pool.submit(exposed.wait_healthy),
             ]:
                 future.result()
-        yield Fleet(keys, password, files, exposed, files_secrets)
+        yield Fleet(keys, password, files, exposed, files_secrets, private_key)
     finally:
         for container in started:
             docker("rm", "-f", container.name, check=False, timeout=60)
@@ -783,6 +785,43 @@ def test_no_process_holds_the_secrets_not_even_pid1(fleet: Fleet, client_key: Pa
     assert http_get(c.url(8888, "/jupyter/lab"), {"Authorization": f"token {token}"})[0] == 200
 
 
+def test_a_private_key_in_public_key_is_never_logged(fleet: Fleet, client_key: Path) -> None:
+    c = fleet.exposed
+    logs = c.logs()
+    key = fleet.private_key
+    leaked = {key[i : i + 20] for i in range(len(key) - 19) if key[i : i + 20] in logs}
+    assert not leaked, f"docker logs show parts of the private key: {sorted(leaked)[:3]}"
+    last = 1 + len(key.splitlines())  # line 1 is the public key
+    assert f"PUBLIC_KEY lines 2-{last}: a private key, skipped (not logged)" in logs, logs
+    assert "treat this private key as exposed" in logs
+    assert c.exec("cat", "/root/.ssh/authorized_keys").stdout.splitlines() == [
+        client_key.with_suffix(".pub").read_text().strip()
+    ]
+    assert ssh(c, client_key, "true").returncode == 0
+
+
+def test_rejected_key_lines_are_named_never_shown(runtime_image: str, client_key: Path, tmp_path: Path) -> None:
+    public = client_key.with_suffix(".pub").read_text().strip()
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)
+    private = (tmp_path / "k").read_text().strip()  # -----BEGIN RSA PRIVATE KEY-----
+    body = private.splitlines()
+    text = "\n".join([public, "# a comment", "", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGarbled+looking+key", *body,
+                      "  " + body[0], body[1]])  # then the start of the same key again, indented, cut off
+    out = docker("run", "--rm", "--entrypoint", "bash", runtime_image, "-c",
+                 'source /init/boot/boot.sh && add_authorized_keys PUBLIC_KEY "$1" 2>&1', "-", text).stdout
+    first, last = 5, 4 + len(body)
+    assert out.splitlines() == [
+        "[boot] ERROR: PUBLIC_KEY line 4: not an SSH public key (expected 'TYPE BASE64 [COMMENT]', as in a .pub "
+        "file), skipped (not logged)",
+        f"[boot] ERROR: PUBLIC_KEY lines {first}-{last}: a private key, skipped (not logged); give the public key "
+        "(the .pub file) instead, and treat this private key as exposed",
+        f"[boot] ERROR: PUBLIC_KEY lines {last + 1}-{last + 2}: the start of a private key, skipped (not logged); "
+        "give the public key (the .pub file) instead, and treat this private key as exposed",
+        "[boot] PUBLIC_KEY: 1 new key(s) in /root/.ssh/authorized_keys",
+    ], out
+
+
 # ---------------------------------------------------------------- *_FILE, offline, a program that cannot start
 
 
@@ -798,7 +837,9 @@ def test_file_variables_work_offline(fleet: Fleet, client_key: Path) -> None:
     assert sshd_settings(c)["passwordauthentication"] == "yes"
     keys = c.exec("cat", "/root/.ssh/authorized_keys").stdout.splitlines()
     assert keys[0] == client_key.with_suffix(".pub").read_text().strip() and len(keys) == 2, keys
-    assert "PUBLIC_KEY_FILE: not an SSH public key, skipped" in c.logs()
+    logs = c.logs()
+    assert "PUBLIC_KEY_FILE line 2: not an SSH public key (expected 'TYPE BASE64 [COMMENT]', as in a .pub file)" in logs
+    assert "not-a-key" not in logs, "a rejected line is never shown"
     assert "eth0" not in c.exec("cat", "/proc/net/dev").stdout, "expected --network none"
 
 
