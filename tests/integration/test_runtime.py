@@ -14,6 +14,7 @@ Then real containers, a real OpenSSH client, real HTTP:
 - files:    ROOT_PASSWORD_FILE, JUPYTER_TOKEN_FILE, PUBLIC_KEY_FILE, --network none,
             and an extra supervisor program that cannot start
 - exposed:  ROOT_PASSWORD and JUPYTER_TOKEN with -e, a private key pasted into PUBLIC_KEY
+- weak:     a blank ROOT_PASSWORD and a blank JUPYTER_TOKEN
 
 Tests that restart, kill or stop things come last in the file; run with -x.
 """
@@ -375,6 +376,7 @@ class Fleet:
     password: Container
     files: Container
     exposed: Container
+    weak: Container
     files_secrets: dict[str, str]
     private_key: str  # the one pasted into exposed's PUBLIC_KEY
 
@@ -443,26 +445,28 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
             [],
             True,
         ),
+        "weak": ({"ROOT_PASSWORD": " ", "JUPYTER_TOKEN": " \t ", "PUBLIC_KEY": public_key}, [], True),
     }
     started: list[Container] = []
     try:
         for role, (env, extra, publish) in jobs.items():
             started.append(run_container(runtime_image, role, env, extra, publish))
-        keys, password, files, exposed = started
+        keys, password, files, exposed, weak = started
 
         def files_ready() -> bool:
             out = files.health().stdout
             return out.count("ok ") == 3
 
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(5) as pool:
             for future in [
                 pool.submit(keys.wait_healthy),
                 pool.submit(password.wait_healthy),
                 pool.submit(wait_for, "files: services up", files_ready, 120, 1.0, files.logs),
                 pool.submit(exposed.wait_healthy),
+                pool.submit(weak.wait_healthy),
             ]:
                 future.result()
-        yield Fleet(keys, password, files, exposed, files_secrets, private_key)
+        yield Fleet(keys, password, files, exposed, weak, files_secrets, private_key)
     finally:
         for container in started:
             docker("rm", "-f", container.name, check=False, timeout=60)
@@ -820,6 +824,68 @@ def test_rejected_key_lines_are_named_never_shown(runtime_image: str, client_key
         "give the public key (the .pub file) instead, and treat this private key as exposed",
         "[boot] PUBLIC_KEY: 1 new key(s) in /root/.ssh/authorized_keys",
     ], out
+
+
+def test_blank_password_and_token_are_refused_for_the_safe_defaults(fleet: Fleet) -> None:
+    c = fleet.weak
+    logs = c.logs()
+    password_lines = [line for line in logs.splitlines() if "ROOT_PASSWORD" in line]
+    assert password_lines == [
+        "[boot] ERROR: ROOT_PASSWORD refused: blank (only whitespace); root's password stays locked "
+        "and SSH accepts keys only"
+    ], logs
+    proc = ssh_password(c, " ", "true")
+    assert proc.returncode != 0 and "Permission denied" in proc.stderr, proc.stderr
+    assert sshd_settings(c)["passwordauthentication"] == "no"
+    assert c.sh("getent shadow root | cut -d: -f2").strip() == "*"
+
+    assert logs.count("[boot] ERROR: JUPYTER_TOKEN refused: blank (only whitespace); using a random token instead") == 1
+    match = re.search(r"/jupyter/lab\?token=([0-9a-f]{48}) \(random token", logs)
+    assert match, logs
+    assert http_get(c.url(8888, "/jupyter/lab"), {"Authorization": f"token {match.group(1)}"})[0] == 200
+    assert http_get(c.url(8888, "/jupyter/lab"))[0] in (302, 403)
+
+
+# root_password and jupyter_token on one value each ("$@"), in a plain container of the image.
+WEAK_VALUES_SCRIPT = r"""
+source /init/boot/boot.sh
+install -d -m 0700 "$STATE" /root/.ssh
+echo "ssh-ed25519 AAAA a-key" > "$AUTHORIZED_KEYS"  # else a hint about logging in joins the lines
+for value in "$@"; do
+    echo "@@"
+    root_password "$value" ROOT_PASSWORD 2>&1
+    echo "shadow=$(getent shadow root | cut -d: -f2 | cut -c1)"
+    [[ -e $SSHD_PASSWORD_CONF ]] && echo "password-conf"
+    jupyter_token "$value" JUPYTER_TOKEN 2>&1
+    [[ $(<"$STATE/jupyter-token") == "$value" ]] && echo "token=value"
+done
+"""
+
+
+def test_weak_values_are_refused_one_line_each(runtime_image: str) -> None:
+    cases = {
+        "\t \n ": "blank (only whitespace)",
+        "abc": "too short (3 characters, at least 8)",
+        "1234567": "too short (7 characters, at least 8)",
+        "eight-ch\nsecond line": "more than one line",
+        "12345678": None,  # long enough: accepted
+    }
+    out = docker("run", "--rm", "--entrypoint", "bash", runtime_image, "-c", WEAK_VALUES_SCRIPT, "-", *cases,
+                 timeout=60).stdout
+    sections = out.split("@@\n")[1:]
+    assert len(sections) == len(cases), out
+    for (value, reason), section in zip(cases.items(), sections, strict=True):
+        lines = section.splitlines()
+        if reason is None:
+            assert "shadow=$" in lines and "password-conf" in lines and "token=value" in lines, section
+            assert "refused" not in section, section
+            continue
+        assert [line for line in lines if "ROOT_PASSWORD" in line] == [
+            f"[boot] ERROR: ROOT_PASSWORD refused: {reason}; root's password stays locked and SSH accepts keys only"
+        ], (value, section)
+        assert f"[boot] ERROR: JUPYTER_TOKEN refused: {reason}; using a random token instead" in lines, section
+        assert "shadow=*" in lines and "password-conf" not in lines and "token=value" not in lines, section
+        assert re.search(r"token=[0-9a-f]{48} \(random token", section), section
 
 
 # ---------------------------------------------------------------- *_FILE, offline, a program that cannot start
