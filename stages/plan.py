@@ -40,7 +40,8 @@ LINEAR_NOTICE = ("no MergeOp/DiffOp: building one linear chain with the same con
                  "(python, jupyter and torch layers depend on the base and are not shared across bases)")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ENTRYPOINT = ("/usr/bin/tini", "-g", "--")
+# entry.sh moves the secret inputs out of the environment, then execs tini as PID 1 (init/README.md).
+ENTRYPOINT = ("/init/boot/entry.sh", "/usr/bin/tini", "-g", "--")
 CMD = ("/init/boot/boot.sh",)
 HEALTHCHECK = llb.Healthcheck(("CMD", "/init/bin/healthcheck"), interval_s=30, timeout_s=10, start_period_s=60,
                               retries=3)

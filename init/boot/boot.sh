@@ -10,6 +10,8 @@ set -uo pipefail
 
 readonly INIT=/init
 readonly STATE=/run/llbgen   # per-boot state (the Jupyter token file), recreated every boot
+readonly INPUTS=/run/llbgen-inputs   # written by /init/boot/entry.sh (the ENTRYPOINT), removed here
+readonly MIN_SECRET_LENGTH=8
 readonly SSHD_DROPIN_DIR=/etc/ssh/sshd_config.d
 readonly SSHD_PASSWORD_CONF=$SSHD_DROPIN_DIR/00-llbgen-password.conf
 readonly HOST_KEYS_OWNER=/etc/ssh/llbgen-host-keys.owner
@@ -24,16 +26,33 @@ error() { printf '[boot] ERROR: %s\n' "$*" >&2; }
 # step FUNC ARGS...: run one boot step; a failure is logged, never fatal.
 step() { "$@" || error "$1 failed (exit $?); continuing"; }
 
+# The ENTRYPOINT (/init/boot/entry.sh) moved our inputs out of PID 1's environment into
+# root-only files: read them back as shell variables (never exported) and delete the files.
+# Without that entry step (an image whose ENTRYPOINT was overridden) the environment still has them.
+restore_inputs() {
+    local name value
+    [[ -d $INPUTS ]] || return 0
+    for name in "${INPUT_VARS[@]}"; do
+        [[ -f $INPUTS/$name ]] || continue
+        IFS= read -r -d '' value < "$INPUTS/$name"   # exact content: read stops only at EOF
+        printf -v "$name" '%s' "$value"
+    done
+    rm -rf "$INPUTS"
+}
+
 # secret NAME: sets REPLY to $NAME, or to the content of the file named by $NAME_FILE
-# (the file wins), and removes both variables so no service inherits them.
+# (the file wins), and SECRET_SOURCE to the variable it came from (for messages); removes
+# both variables so no service inherits them.
 # Returns through REPLY, not $(...), because the unset must happen in this shell.
 secret() {
     local name=$1 file_var=${1}_FILE
     local file=${!file_var:-}
     REPLY=${!name:-}
+    SECRET_SOURCE=$name
     if [[ -n $file ]]; then
         [[ -n $REPLY ]] && log "both $name and $file_var are set; using $file_var"
         REPLY=""
+        SECRET_SOURCE=$file_var
         if [[ -r $file && -f $file ]]; then
             REPLY=$(<"$file")   # builtin read: the secret never appears in a command line
         else
@@ -41,6 +60,20 @@ secret() {
         fi
     fi
     unset "$name" "$file_var"
+}
+
+# weakness VALUE: sets REPLY to why VALUE cannot be a password or token (blank, too short,
+# more than one line), or to "" when it can. The value itself is never logged.
+weakness() {
+    local value=$1
+    REPLY=""
+    if [[ -z ${value//[[:space:]]/} ]]; then
+        REPLY="blank (only whitespace)"
+    elif [[ $value == *$'\n'* ]]; then
+        REPLY="more than one line"
+    elif (( ${#value} < MIN_SECRET_LENGTH )); then
+        REPLY="too short (${#value} characters, at least $MIN_SECRET_LENGTH)"
+    fi
 }
 
 prepare_dirs() {
@@ -108,7 +141,45 @@ ssh_host_keys() {
 }
 
 # add_authorized_keys SOURCE TEXT: append each valid key line not already present.
+# A rejected line is named by its number and the reason, never shown: it may be a secret
+# (a private key pasted by mistake), and docker logs outlive the container.
 add_authorized_keys() {
+    local source=$1 text=$2 line number=0 private_from=0 added=0
+    install -d -m 0700 /root/.ssh
+    touch "$AUTHORIZED_KEYS"
+    while IFS= read -r line || [[ -n $line ]]; do
+        number=$((number + 1))
+        line=${line%$'\r'}
+        # A private key: one message for the whole block, from BEGIN to END.
+        if (( private_from )); then
+            if [[ $line =~ ^[[:space:]]*-----END\ .*PRIVATE\ KEY----- ]]; then
+                error "$source lines $private_from-$number: a private key, skipped (not logged); give the public key (the .pub file) instead, and treat this private key as exposed"
+                private_from=0
+            fi
+            continue
+        fi
+        if [[ $line =~ ^[[:space:]]*-----BEGIN\ .*PRIVATE\ KEY----- ]]; then
+            private_from=$number
+            continue
+        fi
+        [[ -z ${line//[[:space:]]/} || $line == \#* ]] && continue
+        if ! ssh-keygen -l -f /dev/stdin <<<"$line" >/dev/null 2>&1; then
+            error "$source line $number: not an SSH public key (expected 'TYPE BASE64 [COMMENT]', as in a .pub file), skipped (not logged)"
+            continue
+        fi
+        grep -qxF -- "$line" "$AUTHORIZED_KEYS" && continue
+        printf '%s\n' "$line" >> "$AUTHORIZED_KEYS"
+        added=$((added + 1))
+    done <<<"$text"
+    if (( private_from )); then
+        error "$source lines $private_from-$number: the start of a private key, skipped (not logged); give the public key (the .pub file) instead, and treat this private key as exposed"
+    fi
+    chmod 0600 "$AUTHORIZED_KEYS"
+    chown -R root:root /root/.ssh
+    log "$source: $added new key(s) in $AUTHORIZED_KEYS"
+}
+
+authorized_keys() {
     local source=$1 text=$2 line added=0
     install -d -m 0700 /root/.ssh
     touch "$AUTHORIZED_KEYS"
@@ -141,33 +212,45 @@ authorized_keys() {
     return 0
 }
 
-# root_password PASSWORD: with a password, set it and allow password login for root;
-# without one, lock root's password and leave sshd at keys only (llbgen.conf).
+# root_password PASSWORD SOURCE: with a password, set it and allow password login for root;
+# without one, or with a weak one, lock root's password and leave sshd at keys only (llbgen.conf).
 root_password() {
-    local password=$1
-    if [[ $password == *$'\n'* ]]; then
-        error "ROOT_PASSWORD has more than one line; password login stays off"
-        password=""
-    fi
+    local password=$1 source=$2 refused=""
     if [[ -n $password ]]; then
+        weakness "$password"
+        refused=$REPLY
+    fi
+    if [[ -n $password && -z $refused ]]; then
         printf 'root:%s\n' "$password" | chpasswd || return
         printf '%s\n' "# Written by /init/boot/boot.sh because ROOT_PASSWORD was given; removed at boot when it is not." \
             "PermitRootLogin yes" "PasswordAuthentication yes" > "$SSHD_PASSWORD_CONF"
-        log "root password set from ROOT_PASSWORD; SSH password login is on"
+        log "root password set from $source; SSH password login is on"
     else
         rm -f "$SSHD_PASSWORD_CONF"
         usermod -p '*' root || return
-        log "no ROOT_PASSWORD: root password locked; SSH accepts keys only"
+        if [[ -n $refused ]]; then
+            error "$source refused: $refused; root's password stays locked and SSH accepts keys only"
+        else
+            log "no ROOT_PASSWORD: root password locked; SSH accepts keys only"
+        fi
         if [[ ! -s $AUTHORIZED_KEYS ]]; then
             log "no SSH key either: set PUBLIC_KEY or PUBLIC_KEY_FILE (or ROOT_PASSWORD) to log in over SSH"
         fi
     fi
 }
 
-# jupyter_token TOKEN: the token Jupyter will demand, passed through a root-only file
+# jupyter_token TOKEN SOURCE: the token Jupyter will demand, passed through a root-only file
 # (jupyter_server reads JUPYTER_TOKEN_FILE), never through the environment or argv.
+# A weak token is refused for a random one: Jupyter never runs without authentication.
 jupyter_token() {
-    local token=$1
+    local token=$1 source=$2
+    if [[ -n $token ]]; then
+        weakness "$token"
+        if [[ -n $REPLY ]]; then
+            error "$source refused: $REPLY; using a random token instead"
+            token=""
+        fi
+    fi
     if [[ -z $token ]]; then
         token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
         log "JupyterLab: http://<host>:8888/jupyter/lab?token=$token (random token, new at every start; set JUPYTER_TOKEN or JUPYTER_TOKEN_FILE to choose one)"
@@ -214,15 +297,16 @@ main() {
     local image
     image=$(sed -n 's/^IMAGE=//p' "$INIT/image-info.env" 2>/dev/null)
     log "starting${image:+ $image}"
-    secret ROOT_PASSWORD; local root_password=$REPLY
-    secret JUPYTER_TOKEN; local jupyter_token=$REPLY
+    restore_inputs
+    secret ROOT_PASSWORD; local root_password=$REPLY root_password_source=$SECRET_SOURCE
+    secret JUPYTER_TOKEN; local jupyter_token=$REPLY jupyter_token_source=$SECRET_SOURCE
     step prepare_dirs
     step install_system_hooks
     step ssh_host_keys
     step authorized_keys
     unset PUBLIC_KEY PUBLIC_KEY_FILE
-    step root_password "$root_password"
-    step jupyter_token "$jupyter_token"
+    step root_password "$root_password" "$root_password_source"
+    step jupyter_token "$jupyter_token" "$jupyter_token_source"
     unset root_password jupyter_token
     step jupyter_settings
     step session_environment
@@ -231,4 +315,5 @@ main() {
     exec /usr/bin/supervisord --nodaemon --configuration "$INIT/supervisor/supervisord.conf"
 }
 
-main "$@"
+# Sourced (the tests call single steps): define the functions only.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"

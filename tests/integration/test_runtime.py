@@ -13,6 +13,8 @@ Then real containers, a real OpenSSH client, real HTTP:
 - password: ROOT_PASSWORD, random Jupyter token, no limits
 - files:    ROOT_PASSWORD_FILE, JUPYTER_TOKEN_FILE, PUBLIC_KEY_FILE, --network none,
             and an extra supervisor program that cannot start
+- exposed:  ROOT_PASSWORD and JUPYTER_TOKEN with -e, a private key pasted into PUBLIC_KEY
+- weak:     a blank ROOT_PASSWORD and a blank JUPYTER_TOKEN
 
 Tests that restart, kill or stop things come last in the file; run with -x.
 """
@@ -37,6 +39,7 @@ from typing import TypeVar
 
 import pytest
 
+from stages.plan import CMD, ENTRYPOINT
 from tests.conftest import BASE_IMAGE
 from tests.integration.helpers import HOST_CA
 
@@ -71,8 +74,8 @@ ENV PATH=/root/miniconda3/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 WORKDIR /root
 EXPOSE 22 8888 6006
 HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 CMD ["/init/bin/healthcheck"]
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
-CMD ["/init/boot/boot.sh"]
+ENTRYPOINT {json.dumps(list(ENTRYPOINT))}
+CMD {json.dumps(list(CMD))}
 """
 
 T = TypeVar("T")
@@ -124,9 +127,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
 
 
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
-    """(status, headers, body) without following redirects; status 0 when nothing answers."""
-    request = urllib.request.Request(url, headers=headers or {})
+def http_get(
+    url: str, headers: dict[str, str] | None = None, post: bytes | None = None
+) -> tuple[int, dict[str, str], str]:
+    """(status, headers, body) without following redirects; status 0 when nothing answers. POSTs ``post``."""
+    request = urllib.request.Request(url, headers=headers or {}, data=post)
     try:
         with HTTP.open(request, timeout=10) as response:
             return (
@@ -370,7 +375,10 @@ class Fleet:
     keys: Container
     password: Container
     files: Container
+    exposed: Container
+    weak: Container
     files_secrets: dict[str, str]
+    private_key: str  # the one pasted into exposed's PUBLIC_KEY
 
 
 @pytest.fixture(scope="module")
@@ -399,6 +407,7 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
     )
     for path in secrets_dir.iterdir():
         path.chmod(0o644)
+    private_key = other_key.read_text().strip()
 
     jobs = {
         "keys": (
@@ -427,25 +436,37 @@ def fleet(runtime_image: str, client_key: Path, tmp_path_factory: pytest.TempPat
             ],
             False,
         ),
+        "exposed": (
+            {
+                "ROOT_PASSWORD": "pw-" + secrets.token_hex(8),
+                "JUPYTER_TOKEN": "tok-" + secrets.token_hex(16),
+                "PUBLIC_KEY": f"{public_key}\n{private_key}\n",
+            },
+            [],
+            True,
+        ),
+        "weak": ({"ROOT_PASSWORD": " ", "JUPYTER_TOKEN": " \t ", "PUBLIC_KEY": public_key}, [], True),
     }
     started: list[Container] = []
     try:
         for role, (env, extra, publish) in jobs.items():
             started.append(run_container(runtime_image, role, env, extra, publish))
-        keys, password, files = started
+        keys, password, files, exposed, weak = started
 
         def files_ready() -> bool:
             out = files.health().stdout
             return out.count("ok ") == 3
 
-        with ThreadPoolExecutor(3) as pool:
+        with ThreadPoolExecutor(5) as pool:
             for future in [
                 pool.submit(keys.wait_healthy),
                 pool.submit(password.wait_healthy),
                 pool.submit(wait_for, "files: services up", files_ready, 120, 1.0, files.logs),
+                pool.submit(exposed.wait_healthy),
+                pool.submit(weak.wait_healthy),
             ]:
                 future.result()
-        yield Fleet(keys, password, files, files_secrets)
+        yield Fleet(keys, password, files, exposed, weak, files_secrets, private_key)
     finally:
         for container in started:
             docker("rm", "-f", container.name, check=False, timeout=60)
@@ -718,6 +739,155 @@ def test_secrets_never_reach_services_or_sessions(fleet: Fleet, client_key: Path
     assert fleet.password.env["ROOT_PASSWORD"] not in session and "LANG=zh_CN.UTF-8" in session
 
 
+# Every process's environment, PID 1's included: the environ files holding one of the values
+# given on stdin, or a variable named like one. (Jupyter and its children do have
+# JUPYTER_TOKEN_FILE=/run/llbgen/jupyter-token: a path, set by supervisord.)
+SCAN_ENVIRONS = r"""
+grep -laF -f - /proc/[0-9]*/environ 2>/dev/null
+grep -lazE '^(ROOT_PASSWORD|JUPYTER_TOKEN|PUBLIC_KEY)=' /proc/[0-9]*/environ 2>/dev/null
+exit 0
+"""
+
+
+def test_no_process_holds_the_secrets_not_even_pid1(fleet: Fleet, client_key: Path) -> None:
+    c = fleet.exposed
+    password, token = c.env["ROOT_PASSWORD"], c.env["JUPYTER_TOKEN"]
+    auth = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    # A notebook kernel and a terminal, so that their processes are among those scanned.
+    status, _, body = http_get(c.url(8888, "/jupyter/api/kernels"), auth, post=b'{"name": "python3"}')
+    assert status == 201, (status, body)
+    status, _, body = http_get(c.url(8888, "/jupyter/api/terminals"), auth, post=b"{}")
+    assert status == 200, (status, body)
+
+    def kernel_and_terminal() -> str | None:
+        ps = c.exec("ps", "-eo", "pid=,ppid=,args=").stdout
+        jupyter = re.search(r"^\s*(\d+)\s+\d+\s+\S*python\S* \S*jupyter-lab", ps, re.MULTILINE)
+        children = re.findall(rf"^\s*\d+\s+{jupyter.group(1)}\s+(.*)$", ps, re.MULTILINE) if jupyter else []
+        kernel = any("ipykernel_launcher" in args for args in children)
+        shell = any(re.match(r"\S*bash\b", args) for args in children)
+        return ps if kernel and shell else None
+
+    processes = wait_for("a kernel and a terminal under jupyter-lab", kernel_and_terminal, 60, context=c.logs)
+    values = f"{password}\n{token}\n"
+
+    session = subprocess.run(
+        [*ssh_command(c, client_key), SCAN_ENVIRONS], env=ENV, input=values, capture_output=True, text=True,
+        timeout=30, check=False,
+    )
+    assert session.returncode == 0, session.stderr
+    assert session.stdout == "", f"environments holding a secret:\n{session.stdout}\n{processes}"
+    # The scan finds a holder when there is one: docker exec's process has the -e values.
+    exec_scan = docker("exec", "-i", c.name, "bash", "-c", SCAN_ENVIRONS, input=values).stdout
+    assert re.search(r"^/proc/\d+/environ$", exec_scan, re.MULTILINE), exec_scan
+
+    pid1 = ssh(c, client_key, "tr '\\0' '\\n' < /proc/1/environ; ps -o comm= -p 1").stdout
+    assert "LANG=zh_CN.UTF-8" in pid1 and pid1.splitlines()[-1] == "tini", pid1
+    assert not re.search(r"^(ROOT_PASSWORD|JUPYTER_TOKEN|PUBLIC_KEY)(_FILE)?=", pid1, re.MULTILINE), pid1
+    assert c.exec("test", "-e", "/run/llbgen-inputs", check=False).returncode == 1, "boot removes the entry's files"
+    # Both still reach their services.
+    assert ssh_password(c, password, "echo", "in").stdout == "in\n"
+    assert http_get(c.url(8888, "/jupyter/lab"), {"Authorization": f"token {token}"})[0] == 200
+
+
+def test_a_private_key_in_public_key_is_never_logged(fleet: Fleet, client_key: Path) -> None:
+    c = fleet.exposed
+    logs = c.logs()
+    key = fleet.private_key
+    leaked = {key[i : i + 20] for i in range(len(key) - 19) if key[i : i + 20] in logs}
+    assert not leaked, f"docker logs show parts of the private key: {sorted(leaked)[:3]}"
+    last = 1 + len(key.splitlines())  # line 1 is the public key
+    assert f"PUBLIC_KEY lines 2-{last}: a private key, skipped (not logged)" in logs, logs
+    assert "treat this private key as exposed" in logs
+    assert c.exec("cat", "/root/.ssh/authorized_keys").stdout.splitlines() == [
+        client_key.with_suffix(".pub").read_text().strip()
+    ]
+    assert ssh(c, client_key, "true").returncode == 0
+
+
+def test_rejected_key_lines_are_named_never_shown(runtime_image: str, client_key: Path, tmp_path: Path) -> None:
+    public = client_key.with_suffix(".pub").read_text().strip()
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)
+    private = (tmp_path / "k").read_text().strip()  # -----BEGIN RSA PRIVATE KEY-----
+    body = private.splitlines()
+    text = "\n".join([public, "# a comment", "", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGarbled+looking+key", *body,
+                      "  " + body[0], body[1]])  # then the start of the same key again, indented, cut off
+    out = docker("run", "--rm", "--entrypoint", "bash", runtime_image, "-c",
+                 'source /init/boot/boot.sh && add_authorized_keys PUBLIC_KEY "$1" 2>&1', "-", text).stdout
+    first, last = 5, 4 + len(body)
+    assert out.splitlines() == [
+        "[boot] ERROR: PUBLIC_KEY line 4: not an SSH public key (expected 'TYPE BASE64 [COMMENT]', as in a .pub "
+        "file), skipped (not logged)",
+        f"[boot] ERROR: PUBLIC_KEY lines {first}-{last}: a private key, skipped (not logged); give the public key "
+        "(the .pub file) instead, and treat this private key as exposed",
+        f"[boot] ERROR: PUBLIC_KEY lines {last + 1}-{last + 2}: the start of a private key, skipped (not logged); "
+        "give the public key (the .pub file) instead, and treat this private key as exposed",
+        "[boot] PUBLIC_KEY: 1 new key(s) in /root/.ssh/authorized_keys",
+    ], out
+
+
+def test_blank_password_and_token_are_refused_for_the_safe_defaults(fleet: Fleet) -> None:
+    c = fleet.weak
+    logs = c.logs()
+    password_lines = [line for line in logs.splitlines() if "ROOT_PASSWORD" in line]
+    assert password_lines == [
+        "[boot] ERROR: ROOT_PASSWORD refused: blank (only whitespace); root's password stays locked "
+        "and SSH accepts keys only"
+    ], logs
+    proc = ssh_password(c, " ", "true")
+    assert proc.returncode != 0 and "Permission denied" in proc.stderr, proc.stderr
+    assert sshd_settings(c)["passwordauthentication"] == "no"
+    assert c.sh("getent shadow root | cut -d: -f2").strip() == "*"
+
+    assert logs.count("[boot] ERROR: JUPYTER_TOKEN refused: blank (only whitespace); using a random token instead") == 1
+    match = re.search(r"/jupyter/lab\?token=([0-9a-f]{48}) \(random token", logs)
+    assert match, logs
+    assert http_get(c.url(8888, "/jupyter/lab"), {"Authorization": f"token {match.group(1)}"})[0] == 200
+    assert http_get(c.url(8888, "/jupyter/lab"))[0] in (302, 403)
+
+
+# root_password and jupyter_token on one value each ("$@"), in a plain container of the image.
+WEAK_VALUES_SCRIPT = r"""
+source /init/boot/boot.sh
+install -d -m 0700 "$STATE" /root/.ssh
+echo "ssh-ed25519 AAAA a-key" > "$AUTHORIZED_KEYS"  # else a hint about logging in joins the lines
+for value in "$@"; do
+    echo "@@"
+    root_password "$value" ROOT_PASSWORD 2>&1
+    echo "shadow=$(getent shadow root | cut -d: -f2 | cut -c1)"
+    [[ -e $SSHD_PASSWORD_CONF ]] && echo "password-conf"
+    jupyter_token "$value" JUPYTER_TOKEN 2>&1
+    [[ $(<"$STATE/jupyter-token") == "$value" ]] && echo "token=value"
+done
+"""
+
+
+def test_weak_values_are_refused_one_line_each(runtime_image: str) -> None:
+    cases = {
+        "\t \n ": "blank (only whitespace)",
+        "abc": "too short (3 characters, at least 8)",
+        "1234567": "too short (7 characters, at least 8)",
+        "eight-ch\nsecond line": "more than one line",
+        "12345678": None,  # long enough: accepted
+    }
+    out = docker("run", "--rm", "--entrypoint", "bash", runtime_image, "-c", WEAK_VALUES_SCRIPT, "-", *cases,
+                 timeout=60).stdout
+    sections = out.split("@@\n")[1:]
+    assert len(sections) == len(cases), out
+    for (value, reason), section in zip(cases.items(), sections, strict=True):
+        lines = section.splitlines()
+        if reason is None:
+            assert "shadow=$" in lines and "password-conf" in lines and "token=value" in lines, section
+            assert "refused" not in section, section
+            continue
+        assert [line for line in lines if "ROOT_PASSWORD" in line] == [
+            f"[boot] ERROR: ROOT_PASSWORD refused: {reason}; root's password stays locked and SSH accepts keys only"
+        ], (value, section)
+        assert f"[boot] ERROR: JUPYTER_TOKEN refused: {reason}; using a random token instead" in lines, section
+        assert "shadow=*" in lines and "password-conf" not in lines and "token=value" not in lines, section
+        assert re.search(r"token=[0-9a-f]{48} \(random token", section), section
+
+
 # ---------------------------------------------------------------- *_FILE, offline, a program that cannot start
 
 
@@ -733,7 +903,9 @@ def test_file_variables_work_offline(fleet: Fleet, client_key: Path) -> None:
     assert sshd_settings(c)["passwordauthentication"] == "yes"
     keys = c.exec("cat", "/root/.ssh/authorized_keys").stdout.splitlines()
     assert keys[0] == client_key.with_suffix(".pub").read_text().strip() and len(keys) == 2, keys
-    assert "PUBLIC_KEY_FILE: not an SSH public key, skipped" in c.logs()
+    logs = c.logs()
+    assert "PUBLIC_KEY_FILE line 2: not an SSH public key (expected 'TYPE BASE64 [COMMENT]', as in a .pub file)" in logs
+    assert "not-a-key" not in logs, "a rejected line is never shown"
     assert "eth0" not in c.exec("cat", "/proc/net/dev").stdout, "expected --network none"
 
 

@@ -213,7 +213,7 @@ def test_image_config_is_with_image_config(ca_file: Path) -> None:
     config = layer_plan(ctx, merge_supported=True).image.image_config()["config"]
     dockerfile = text(render_export(resolved))
     tail = dockerfile[dockerfile.index("# Image config"):]
-    assert 'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]' in tail and list(ENTRYPOINT) == config["Entrypoint"]
+    assert 'ENTRYPOINT ["/init/boot/entry.sh", "/usr/bin/tini", "-g", "--"]' in tail and list(ENTRYPOINT) == config["Entrypoint"]
     assert 'CMD ["/init/boot/boot.sh"]' in tail and list(CMD) == config["Cmd"]
     assert "WORKDIR /root\n" in tail and config["WorkingDir"] == "/root"
     assert "EXPOSE 22/tcp 6006/tcp 8888/tcp\n" in tail and sorted(config["ExposedPorts"]) == ["22/tcp", "6006/tcp", "8888/tcp"]

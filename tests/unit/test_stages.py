@@ -220,7 +220,7 @@ def test_init_layer_files_modes_and_image_info():
         assert written[f"/init/{f.path}"] == (0o755 if os.access(source, os.X_OK) else 0o644, source.read_bytes())
         if f.path.startswith("etc/"):
             assert written[f"/{f.path}"] == written[f"/init/{f.path}"]
-    assert written["/init/boot/boot.sh"][0] == 0o755
+    assert written["/init/boot/boot.sh"][0] == written["/init/boot/entry.sh"][0] == 0o755
     info = dict(line.split("=", 1) for line in written[IMAGE_INFO][1].decode().splitlines())
     assert info["IMAGE"] == "pytorch:2.3.0-python3.8-cuda12.1.0-cudnn8-devel-ubuntu22.04"
     assert (info["TORCH_VERSION"], info["TORCHVISION_VERSION"], info["TORCHAUDIO_VERSION"]) == ("2.3.0", "0.18.0", "2.3.0")
@@ -266,7 +266,7 @@ def test_image_config():
     assert (env["LANG"], env["TZ"], env["SHELL"]) == ("zh_CN.UTF-8", "Asia/Shanghai", "/bin/bash")
     assert "LC_ALL" not in env and "DEBIAN_FRONTEND" not in env
     assert config["WorkingDir"] == "/root"
-    assert config["Entrypoint"] == ["/usr/bin/tini", "-g", "--"]
+    assert config["Entrypoint"] == ["/init/boot/entry.sh", "/usr/bin/tini", "-g", "--"]
     assert config["Cmd"] == ["/init/boot/boot.sh"]
     assert config["Healthcheck"]["Test"] == ["CMD", "/init/bin/healthcheck"]
     assert set(config["ExposedPorts"]) == {"22/tcp", "8888/tcp", "6006/tcp"}

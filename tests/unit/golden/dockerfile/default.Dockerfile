@@ -209,6 +209,6 @@ LABEL io.llbgen.spec="{\"base_image\":\"nvidia/cuda:12.1.0-cudnn8-devel-ubuntu22
       org.opencontainers.image.description="PyTorch 2.3.0 (Python 3.8, CUDA 12.1.0, cuDNN 8, ubuntu22.04) with JupyterLab, TensorBoard and SSH" \
       org.opencontainers.image.title="pytorch" \
       org.opencontainers.image.version="2.3.0"
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+ENTRYPOINT ["/init/boot/entry.sh", "/usr/bin/tini", "-g", "--"]
 CMD ["/init/boot/boot.sh"]
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["/init/bin/healthcheck"]
