@@ -54,7 +54,8 @@ class JupyterStage:
         install = pip_install(self.requirements, index_url=self.pip_index_url,
                               extra_index_urls=self.pip_extra_index_urls)
         return (Step(name=f"jupyter: pip install {' '.join(self.requirements)}", script=script(install),
-                     env=pip_env(self.ca), caches=(pip_cache(self.python),), network="download"),)
+                     env=pip_env(self.ca), caches=(pip_cache(self.python),), network="download",
+                     urls=tuple(filter(None, (self.pip_index_url, *self.pip_extra_index_urls)))),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:
         return run_steps(on, self.steps(), ctx)

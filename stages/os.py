@@ -113,6 +113,7 @@ class OsStage:
                     CacheDir("/var/lib/apt", f"llbgen-apt-lib-{self.distro}", "locked"),
                 ),
                 network="download",
+                urls=(self.apt_mirror,) if self.apt_mirror else (),
             ),
         )
 

@@ -43,7 +43,8 @@ class TorchStage:
                               extra_index_urls=(self.pip_index_url or PYPI, *self.pip_extra_index_urls))
         return (Step(name=f"torch: pip install {' '.join(self.requirements)} from {self.index_url}",
                      script=script(install), env=pip_env(self.ca), caches=(pip_cache(self.python),),
-                     network="download"),)
+                     network="download",
+                     urls=tuple(filter(None, (self.index_url, self.pip_index_url, *self.pip_extra_index_urls)))),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:
         return run_steps(on, self.steps(), ctx)
@@ -85,7 +86,8 @@ class ExtrasStage:
         install = pip_install((*self.packages, *self.keep), index_url=self.pip_index_url,
                               extra_index_urls=self.pip_extra_index_urls)
         return (Step(name=f"extras: pip install {' '.join(self.packages)}", script=script(install),
-                     env=pip_env(self.ca), caches=(pip_cache(self.python),), network="download"),)
+                     env=pip_env(self.ca), caches=(pip_cache(self.python),), network="download",
+                     urls=tuple(filter(None, (self.pip_index_url, *self.pip_extra_index_urls)))),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:
         return run_steps(on, self.steps(), ctx)
