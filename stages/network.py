@@ -55,6 +55,24 @@ def loopback_urls(step: Step, ctx: StageContext) -> tuple[str, ...]:
     return tuple(u for u in urls if u and is_loopback_url(u))
 
 
+def loopback_note(step: Step, ctx: StageContext) -> str | None:
+    """Why ``step`` alone runs on the host's network, for the plan; None when it does not.
+
+    Names hosts only: a URL's user info and path, and a proxy's whole value, may be secret.
+    """
+    if ctx.network == "host":
+        return None
+    proxy = ctx.spec.spec.proxy
+    proxies = {proxy.http_proxy, proxy.https_proxy}
+    urls = loopback_urls(step, ctx)
+    hosts = [urllib.parse.urlsplit(u).netloc.rpartition("@")[2] for u in urls if u not in proxies]
+    hosts += ["the proxy"] if any(u in proxies for u in urls) else []
+    if not hosts:
+        return None
+    stage = step.name.split(":", 1)[0]
+    return f"{stage}: runs on the host's network to reach {', '.join(dict.fromkeys(hosts))} (on the loopback)"
+
+
 def step_network(step: Step, ctx: StageContext) -> StepNetwork:
     """``none`` for an offline step; ``host`` with ``--network host`` or a loopback URL; else ``sandbox``."""
     if step.network == "offline":

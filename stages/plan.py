@@ -30,6 +30,7 @@ from llbgen.fingerprint import with_fingerprint
 from stages.context import StageContext
 from stages.init import InitStage
 from stages.jupyter import JupyterStage
+from stages.network import loopback_note
 from stages.os import LOCALE, TIMEZONE, OsStage
 from stages.python import PREFIX, PythonStage
 from stages.step import Step
@@ -142,7 +143,9 @@ def layer_plan(ctx: StageContext, merge_supported: bool) -> LayerPlan:
         image = state
         notice = LINEAR_NOTICE
     return LayerPlan(layers=tuple(layers), image=with_fingerprint(with_image_config(image, ctx)), base=ctx.base,
-                     merged=merge_supported, notice=notice, notes=tuple(ctx.spec.notes))
+                     merged=merge_supported, notice=notice,
+                     notes=(*ctx.spec.notes, *filter(None, (loopback_note(step, ctx)
+                                                            for layer in layers for step in layer.steps))))
 
 
 def spec_label(ctx: StageContext) -> str:

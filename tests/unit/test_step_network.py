@@ -133,3 +133,14 @@ def test_dockerfile_gives_host_network_to_the_same_steps():
     everything = render_export(load_spec(None, {**SEED, "mirrors.torch_index_url": LOOPBACK_INDEX}), network="host")
     assert "--network=host" not in everything.files["Dockerfile"][1].decode()
     assert "--network host" in everything.files["build.sh"][1].decode()
+
+
+def test_plan_notes_name_the_host_network_steps_without_secrets():
+    values = {"mirrors.torch_index_url": "http://127.0.0.1:47501/simple", "proxy.https_proxy": "http://u:pw@localhost:7890"}
+    notes = layer_plan(context(values), merge_supported=True).notes
+    assert notes == ("os: runs on the host's network to reach the proxy (on the loopback)",
+                     "jupyter: runs on the host's network to reach the proxy (on the loopback)",
+                     "torch: runs on the host's network to reach 127.0.0.1:47501, the proxy (on the loopback)")
+    assert not any("pw" in note or "7890" in note for note in notes)
+    assert layer_plan(context(values, network="host"), merge_supported=True).notes == ()
+    assert layer_plan(context({}), merge_supported=True).notes == ()
