@@ -147,6 +147,7 @@ def build_image(
     from llbgen.errors import BuildFailed
     from llbgen.input_hints import step_hint
     from stages import StageContext, layer_plan
+    from stages.network import needs_host_network
 
     started = time.monotonic()
     tag_list = tuple(tags) or (resolved.tag,)
@@ -163,7 +164,8 @@ def build_image(
         on_plan(plan)
     options = SolveOptions(
         outputs=list(outputs), cache_to=list(cache_to), cache_from=list(cache_from), secrets=dict(secrets),
-        entitlements=["network.host"] if network == "host" else [], progress=progress,
+        # network.host for --network host, or for the steps that reach a loopback mirror
+        entitlements=["network.host"] if needs_host_network(plan.steps(), ctx) else [], progress=progress,
         progress_stream=progress_stream,
     )
     try:

@@ -58,6 +58,7 @@ class JupyterStage:
                               extra_index_urls=self.pip_extra_index_urls)
         return (Step(name=f"jupyter: pip install {' '.join(self.requirements)}", script=script(install),
                      env=pip_env(self.ca, self.netrc), caches=(pip_cache(self.python),), network="download",
+                     urls=tuple(filter(None, (self.pip_index_url, *self.pip_extra_index_urls))),
                      secret_files=pip_secrets(self.netrc)),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:

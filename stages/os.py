@@ -118,6 +118,7 @@ class OsStage:
                 ),
                 network="download",
                 secret_files=(APT_AUTH,) if self.apt_login else (),
+                urls=(self.apt_mirror,) if self.apt_mirror else (),
             ),
         )
 

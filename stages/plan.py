@@ -31,6 +31,7 @@ from stages.base_facts import base_facts, base_warnings, image_cuda
 from stages.context import StageContext
 from stages.init import InitStage
 from stages.jupyter import JupyterStage
+from stages.network import loopback_note
 from stages.os import LOCALE, TIMEZONE, OsStage
 from stages.python import PREFIX, PythonStage
 from stages.step import Step
@@ -145,7 +146,9 @@ def layer_plan(ctx: StageContext, merge_supported: bool) -> LayerPlan:
         image = state
         notice = LINEAR_NOTICE
     return LayerPlan(layers=tuple(layers), image=with_fingerprint(with_image_config(image, ctx)), base=ctx.base,
-                     merged=merge_supported, notice=notice, notes=tuple(ctx.spec.notes),
+                     merged=merge_supported, notice=notice,
+                     notes=(*ctx.spec.notes, *filter(None, (loopback_note(step, ctx)
+                                                            for layer in layers for step in layer.steps))),
                      warnings=tuple(base_warnings(ctx.spec, base_facts(ctx.base), ctx.image_tag)))
 
 

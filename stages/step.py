@@ -7,7 +7,8 @@ LLB here, and a Dockerfile lowering can read the very same values (a Step maps
 to one ``RUN --mount=...`` plus ``COPY <<EOF`` heredocs), so the two never drift.
 
 What a step reaches on the network is decided here, not by the stage: a
-``download`` step gets the build's network mode (``--network host``), the proxy
+``download`` step gets its network (``network.step_network``: the host's with
+``--network host`` or when one of its ``urls`` is on the loopback), the proxy
 variables (as secret environment variables, so they are neither in the cache key
 nor in the definition), the CA bundle and the step's mirror logins (secret mounts
 for that step only).
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from llbgen import llb
+from stages.network import step_network
 
 if TYPE_CHECKING:
     from stages.context import StageContext
@@ -93,6 +95,8 @@ class Step:
     http_files: tuple[HttpFile, ...] = ()
     writes: tuple[WriteFile, ...] = ()
     secret_files: tuple[SecretFile, ...] = ()  # mounted only when the step downloads
+    # The mirrors and indexes the script reaches: a loopback one puts the step on the host's network.
+    urls: tuple[str, ...] = ()
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -113,9 +117,14 @@ def quote(words: Iterable[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def pip_command(command: str) -> list[str]:
+    """Miniconda's pip running ``command``, retries and timeouts set."""
+    return ["/root/miniconda3/bin/python", "-m", "pip", command, "--retries", "5", "--timeout", "60"]
+
+
 def pip_install(requirements: Sequence[str], *, index_url: str | None, extra_index_urls: Sequence[str] = ()) -> str:
     """The one pip command line every stage uses (Miniconda's pip, retries and timeouts set)."""
-    args = ["/root/miniconda3/bin/python", "-m", "pip", "install", "--retries", "5", "--timeout", "60"]
+    args = pip_command("install")
     if index_url:
         args += ["--index-url", index_url]
     for url in extra_index_urls:
@@ -153,13 +162,11 @@ def run_step(state: llb.State, step: Step, ctx: StageContext) -> llb.State:
         mounts.append(llb.bind(f.dest_dir, source, readonly=True))
     secret_env: list[llb.SecretEnv] = []
     if step.network == "download":
-        network = ctx.network
         if ctx.ca_secret_id:
             mounts.append(llb.secret_mount(CA_PATH, ctx.ca_secret_id, mode=0o444))
         mounts += [llb.secret_mount(f.path, f.id, mode=f.mode) for f in step.secret_files]
         secret_env = [llb.SecretEnv(secret_id, env) for env, secret_id in ctx.proxy_env]
-    else:
-        network = "none"
+    network = step_network(step, ctx)
     result = state.run(step.argv, name=step.name, env=dict(step.env), mounts=mounts, secret_env=secret_env,
                        network=network).root  # type: ignore[arg-type]
     if step.writes:

@@ -1,22 +1,36 @@
-"""The torch layer: torch, torchvision and torchaudio from the resolved wheel index.
+"""The torch layer: torch, torchvision and torchaudio from the resolved wheel index, and proof of it.
 
 Built on builder + python + jupyter, so pip sees what Jupyter installed and
 keeps one coherent set of versions, while a change of torch or CUDA rebuilds
-only this layer. The wheel index (``…/whl/cu121``, or a mirror) is the primary
-index; dependencies it does not carry come from the pip index (PyPI or the
-mirror). Local-version wheels (``2.3.0+cu121``) sort above PyPI's plain
-``2.3.0``, so ``torch==2.3.0`` picks the index's build.
+only this layer. One step, three commands:
+
+1. ``pip download --no-deps`` of the pinned torch packages from the wheel index
+   (``…/whl/cu121``, or a mirror) and from nowhere else — no extra index, no
+   pip.conf — so an unreachable or incomplete index fails here, naming it,
+   instead of pip falling back to PyPI's torch (a CUDA build, whatever the image);
+2. ``pip install`` of those files, their dependencies from the pip index;
+3. ``torch_check.py``: the installed torch is the variant's build (CPU, or that
+   CUDA), or the step fails naming what was expected and what was found.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 
 from llbgen import llb
 from stages.context import StageContext
-from stages.step import Step, pip_cache, pip_env, pip_install, pip_secrets, run_steps, script
+from stages.python import PREFIX
+from stages.step import Step, pip_cache, pip_command, pip_env, pip_install, pip_secrets, quote, run_steps, script
 
-PYPI = "https://pypi.org/simple"
+# Where the torch wheels wait between download and install; removed in the same step, so never in the layer.
+WHEEL_DIR = "/tmp/llbgen-torch-wheels"
+
+
+def check_program() -> str:
+    """``torch_check.py`` without its module docstring: the Python the step runs after installing."""
+    source = resources.files("stages").joinpath("torch_check.py").read_text(encoding="utf-8")
+    return source[source.index("import sys"):]
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,8 @@ class TorchStage:
     python: str
     requirements: tuple[str, ...]  # ("torch==2.3.0", "torchvision==0.18.0", "torchaudio==2.3.0")
     index_url: str
+    variant: str  # cu121, cpu: the build the check demands
+    cuda: str | None  # 12.1; None for cpu
     pip_index_url: str | None = None
     pip_extra_index_urls: tuple[str, ...] = ()
     ca: bool = False
@@ -32,22 +48,40 @@ class TorchStage:
     @classmethod
     def from_context(cls, ctx: StageContext) -> TorchStage:
         return cls(python=ctx.spec.python, requirements=tuple(ctx.spec.pip_requirements),
-                   index_url=ctx.spec.torch_index_url, pip_index_url=ctx.mirrors.pip_index_url,
+                   index_url=ctx.spec.torch_index_url, variant=ctx.spec.variant, cuda=ctx.spec.cuda,
+                   pip_index_url=ctx.mirrors.pip_index_url,
                    pip_extra_index_urls=tuple(ctx.mirrors.pip_extra_index_urls), ca=ctx.ca, netrc=ctx.pip_login)
 
     def depends_on(self) -> dict[str, str]:
         deps = {"jupyter layer": f"Python {self.python} + Jupyter", "packages": " ".join(self.requirements),
-                "index": self.index_url}
+                "index": self.index_url, "checked build": self.variant}
         if self.netrc:
             deps["pip login"] = "secret mount (not in the key)"
         return deps
 
     def steps(self) -> tuple[Step, ...]:
-        install = pip_install(self.requirements, index_url=self.index_url,
-                              extra_index_urls=(self.pip_index_url or PYPI, *self.pip_extra_index_urls))
-        return (Step(name=f"torch: pip install {' '.join(self.requirements)} from {self.index_url}",
-                     script=script(install), env=pip_env(self.ca, self.netrc), caches=(pip_cache(self.python),),
-                     network="download", secret_files=pip_secrets(self.netrc)),)
+        # PIP_CONFIG_FILE=/dev/null: pip reads no pip.conf, whose extra-index-url would be a way around the index.
+        download = "PIP_CONFIG_FILE=/dev/null " + quote([
+            *pip_command("download"), "--no-deps", "--only-binary=:all:", "--dest", WHEEL_DIR,
+            "--index-url", self.index_url, *self.requirements])
+        unreachable = quote(["printf", "llbgen: the torch index %s has no such wheel for this Python, or cannot be "
+                             "reached; torch, torchvision and torchaudio come from it alone (check --torch-index-url)\\n",
+                             self.index_url])
+        install = pip_install((), index_url=self.pip_index_url, extra_index_urls=self.pip_extra_index_urls)
+        check = quote([f"{PREFIX}/bin/python", "-I", "-c", check_program(), self.variant, self.cuda or "none",
+                       *self.requirements])
+        body = script(
+            f"rm -rf {WHEEL_DIR}",
+            f"{download} || {{ {unreachable} >&2; exit 1; }}",
+            f"{install} {WHEEL_DIR}/*.whl",
+            f"rm -rf {WHEEL_DIR}",
+            check,
+        )
+        urls = tuple(filter(None, (self.index_url, self.pip_index_url, *self.pip_extra_index_urls)))
+        return (Step(name=f"torch: pip install {' '.join(self.requirements)} from {self.index_url}, "
+                          f"checked to be the {self.variant} build",
+                     script=body, env=pip_env(self.ca, self.netrc), caches=(pip_cache(self.python),),
+                     network="download", urls=urls, secret_files=pip_secrets(self.netrc)),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:
         return run_steps(on, self.steps(), ctx)
@@ -94,6 +128,7 @@ class ExtrasStage:
                               extra_index_urls=self.pip_extra_index_urls)
         return (Step(name=f"extras: pip install {' '.join(self.packages)}", script=script(install),
                      env=pip_env(self.ca, self.netrc), caches=(pip_cache(self.python),), network="download",
+                     urls=tuple(filter(None, (self.pip_index_url, *self.pip_extra_index_urls))),
                      secret_files=pip_secrets(self.netrc)),)
 
     def build(self, ctx: StageContext, on: llb.State) -> llb.State:

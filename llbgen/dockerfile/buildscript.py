@@ -3,7 +3,8 @@
 Every Dockerfile ARG is a variable at the top with the resolved value (edit it, or pass
 ``--build-arg`` through ``"$@"``), then the tag, the CA bundle as the build secret
 ``llbgen-ca`` (a file path: the bundle is never copied into the directory), host
-networking when the export asked for it, the proxies as Docker's predefined proxy build
+networking when the export asked for it (or the entitlement for the steps that reach a loopback
+URL), the proxies as Docker's predefined proxy build
 arguments, ``--load``, and whatever else the user passes.
 
 Every value is written as shell data (``shlex.quote``), never as script. The proxies are
@@ -97,6 +98,8 @@ def render_build_script(dockerfile: Dockerfile, ctx: StageContext) -> str:
         lines.append(f'    --secret id={CA_SECRET_ID},src="$CA_CERT" \\')
     if ctx.network == "host":
         lines.append("    --network host \\")
+    elif dockerfile.host_network_steps:  # RUN --network=host of the steps that reach a loopback URL
+        lines.append("    --allow network.host \\")
     for name, _ in proxy_args(ctx):
         lines.append(f"    --build-arg {name} \\")
     lines += [

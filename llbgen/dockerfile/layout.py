@@ -28,6 +28,7 @@ from llbgen.dockerfile.text import comment, heredoc, instruction, word
 from llbgen.spec.resolve import known_distro
 from stages.context import StageContext
 from stages.init import IMAGE_INFO, INIT_DIR, InitStage
+from stages.network import step_network
 from stages.plan import Layer, LayerPlan
 from stages.python import PREFIX
 from stages.step import HttpFile
@@ -88,6 +89,7 @@ class Dockerfile:
     context_files: tuple[ContextFile, ...]
     args: tuple[tuple[str, str, str], ...]  # (name, default, help) of every ARG, in order
     stages: tuple[str, ...]
+    host_network_steps: bool = False  # some RUN has --network=host: the build must allow network.host
 
 
 def _rule(title: str) -> list[str]:
@@ -103,6 +105,7 @@ class _Renderer:
         self.plan, self.ctx = plan, ctx
         self.args = ArgRegistry()
         self.stage_names: list[str] = []
+        self.host_network_steps = False
 
     def stage_args(self, names: tuple[str, ...]) -> list[str]:
         return [f"ARG {name}" for name in dict.fromkeys(names)]
@@ -120,7 +123,11 @@ class _Renderer:
             elif isinstance(stage, ExtrasStage):
                 script, names = parametrize(script, self.args, requirements=stage.keep)
             used += names
-            lines += lower_step(step, script, ca_secret_id=self.ctx.ca_secret_id, downloads=downloads)
+            # With --network host (build.sh) every RUN is on the host's network already.
+            host = self.ctx.network != "host" and step_network(step, self.ctx) == "host"
+            self.host_network_steps |= host
+            lines += lower_step(step, script, ca_secret_id=self.ctx.ca_secret_id, downloads=downloads,
+                                host_network=host)
         return lines, tuple(used)
 
     def downloads(self, layer: Layer) -> tuple[list[str], dict[HttpFile, str]]:
@@ -248,7 +255,7 @@ class _Renderer:
         tool = ContextFile(LAYERS_TOOL, 0o755, _layers_tool_source())
         return Dockerfile(text=text, context_files=(*files, tool),
                           args=tuple((a.name, a.default, a.help) for a in self.args.args.values()),
-                          stages=tuple(self.stage_names))
+                          stages=tuple(self.stage_names), host_network_steps=self.host_network_steps)
 
     def header(self) -> str:
         s = self.ctx.spec

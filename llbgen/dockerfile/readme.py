@@ -146,6 +146,13 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "`--network host`（build.sh 中）：下载步骤使用宿主机网络，对应导出时的 `--network host`（镜像源在构建机"
               "本地回环地址上时需要）。安装 Miniconda 的步骤始终无网络。",
     },
+    "network_steps": {
+        "en": "`--allow network.host` (in build.sh): the steps that reach a mirror on the build machine's loopback "
+              "(`127.0.0.1`, `localhost`, `::1`) run with `RUN --network=host`, and only they; the others keep the "
+              "builder's own network.",
+        "zh": "`--allow network.host`（build.sh 中）：访问构建机本地回环地址（`127.0.0.1`、`localhost`、`::1`）上镜像源的"
+              "步骤以 `RUN --network=host` 运行，且仅这些步骤如此；其他步骤仍使用构建器自己的网络。",
+    },
     "proxy": {
         "en": "`--build-arg https_proxy` and the other proxy variables (in build.sh): Docker's predefined proxy "
               "arguments, passed by name, so docker takes their values from the environment build.sh runs in (either "
@@ -283,6 +290,8 @@ def render_readme(dockerfile: Dockerfile, ctx: StageContext, lang: str) -> str:
     out.append("")
     if ctx.network == "host":
         out += [t("network"), ""]
+    elif dockerfile.host_network_steps:
+        out += [t("network_steps"), ""]
     if proxy_args(ctx):
         out += [t("proxy"), ""]
     out += [t("override"), "",

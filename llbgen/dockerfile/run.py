@@ -9,8 +9,10 @@ The same values ``stages.step.run_step`` lowers to LLB, mapped one for one:
 ``env``                     ``export`` lines before the script (step-only, like the exec's env)
 ``caches``                  ``--mount=type=cache,target=…,id=…,sharing=…`` (same ids as llbgen's)
 ``network="offline"``       ``--network=none``
-``network="download"``      the build's network (``build.sh`` passes ``--network host`` when asked)
-                            and, when a CA bundle is set, ``--mount=type=secret,id=llbgen-ca``
+``network="download"``      the build's network (``build.sh`` passes ``--network host`` when asked),
+                            ``--network=host`` when only this step needs it (a loopback URL;
+                            ``build.sh`` then passes ``--allow network.host``) and, when a CA
+                            bundle is set, ``--mount=type=secret,id=llbgen-ca``
 ``http_files``              a ``FROM scratch`` stage with ``ADD --checksum=sha256:… URL`` bound
                             read-only at ``dest_dir`` (``--mount=type=bind,from=…``)
 ``writes``                  ``COPY --chmod=… <<'EOF' path`` after the RUN
@@ -54,11 +56,16 @@ def step_body(step: Step, script: str) -> str:
 
 
 def run_instruction(step: Step, script: str, *, ca_secret_id: str | None,
-                    downloads: Mapping[HttpFile, str]) -> list[str]:
-    """The step's RUN: its mounts as flags, its environment and (possibly parametrized) script as a heredoc."""
+                    downloads: Mapping[HttpFile, str], host_network: bool = False) -> list[str]:
+    """The step's RUN: its mounts as flags, its environment and (possibly parametrized) script as a heredoc.
+
+    ``host_network``: this step alone runs on the host's network (``--network=host``).
+    """
     flags: list[str] = []
     if step.network == "offline":
         flags.append("--network=none")
+    elif host_network:
+        flags.append("--network=host")
     flags += [cache_mount(c) for c in step.caches]
     flags += [f"--mount=type=bind,from={downloads[f]},target={f.dest_dir}" for f in step.http_files]
     if step.network == "download" and ca_secret_id:
@@ -75,10 +82,11 @@ def write_instruction(write: WriteFile) -> list[str]:
     return [f"COPY --chmod={write.mode:o} {opener} {write.path}", *lines]
 
 
-def lower_step(step: Step, script: str, *, ca_secret_id: str | None, downloads: Mapping[HttpFile, str]) -> list[str]:
+def lower_step(step: Step, script: str, *, ca_secret_id: str | None, downloads: Mapping[HttpFile, str],
+               host_network: bool = False) -> list[str]:
     """A comment naming the step, its RUN, then its file writes."""
     lines = comment(step.name)
-    lines += run_instruction(step, script, ca_secret_id=ca_secret_id, downloads=downloads)
+    lines += run_instruction(step, script, ca_secret_id=ca_secret_id, downloads=downloads, host_network=host_network)
     for write in step.writes:
         lines += write_instruction(write)
     return lines

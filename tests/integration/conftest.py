@@ -62,8 +62,9 @@ def mirror(standin_installer: mirrors.Installer, torch_wheels) -> Iterator[Mirro
     It listens on 127.0.0.1:$LLBGEN_TEST_MIRROR_PORT (47501) when that is free, else on a random
     port: the torch step's command names the index URL, so a stable URL keeps it cached across runs.
 
-    Build steps reach it only with host networking (``llbgen build --network host``); the
-    BuildKit HTTP source (the installer) is fetched by the daemon, on the host.
+    A build step reaches it only on the host's network: the steps whose own URLs are on the
+    loopback (the torch index here) get it by themselves, ``--network host`` gives it to every
+    download step; the BuildKit HTTP source (the installer) is fetched by the daemon, on the host.
     """
     port = int(os.environ.get("LLBGEN_TEST_MIRROR_PORT", "47501"))
     with mirrors.MirrorServer(torch_wheels, [standin_installer.path], preferred_port=port) as server:

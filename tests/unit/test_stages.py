@@ -79,9 +79,11 @@ def test_seed_plan_layers_and_commands():
 
     assert jup_step.script.endswith("install --retries 5 --timeout 60 jupyterlab jupyterlab-language-pack-zh-CN "
                                     "jupyterlab_pygments tensorboard 'numpy<2'")
-    assert torch_step.script.endswith(
-        "--index-url https://download.pytorch.org/whl/cu121 --extra-index-url https://pypi.org/simple "
-        "torch==2.3.0 torchvision==0.18.0 torchaudio==2.3.0")
+    assert ("pip download --retries 5 --timeout 60 --no-deps --only-binary=:all: --dest /tmp/llbgen-torch-wheels "
+            "--index-url https://download.pytorch.org/whl/cu121 torch==2.3.0 torchvision==0.18.0 torchaudio==2.3.0"
+            ) in torch_step.script
+    assert "--extra-index-url" not in torch_step.script  # torch comes from its index or not at all
+    assert torch_step.script.endswith("' cu121 12.1 torch==2.3.0 torchvision==0.18.0 torchaudio==2.3.0")
 
 
 def test_seed_plan_graph():
@@ -330,8 +332,11 @@ def test_mirrors_are_used_and_written(tmp_path: Path):
     assert "  - https://mirrors.tuna.tsinghua.edu.cn/anaconda/pkgs/main\n" in writes["/root/miniconda3/.condarc"]
     assert "trusted-host" not in writes["/root/miniconda3/pip.conf"]
     assert "--index-url https://pypi.tuna.tsinghua.edu.cn/simple" in plan.layer("jupyter").steps[0].script
-    assert ("--index-url https://mirrors.aliyun.com/pytorch-wheels/cu121/ --extra-index-url "
-            "https://pypi.tuna.tsinghua.edu.cn/simple") in plan.layer("torch").steps[0].script
+    torch_script = plan.layer("torch").steps[0].script
+    assert ("--index-url https://mirrors.aliyun.com/pytorch-wheels/cu121/ torch==2.3.0 torchvision==0.18.0 "
+            "torchaudio==2.3.0") in torch_script
+    assert ("pip install --retries 5 --timeout 60 --index-url https://pypi.tuna.tsinghua.edu.cn/simple "
+            "/tmp/llbgen-torch-wheels/*.whl") in torch_script
     assert "mirrors.tuna.tsinghua.edu.cn/ubuntu/" in plan.layer("os").steps[0].script
 
 

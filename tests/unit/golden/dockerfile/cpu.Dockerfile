@@ -80,7 +80,8 @@ LLBGEN_EOF
 # torch, torchvision and torchaudio from the resolved wheel index. Built on jupyter so pip keeps one
 # coherent set of versions; a change of torch or CUDA reruns only this stage.
 # Cache key: builder: ubuntu:22.04; jupyter layer: Python 3.8 + Jupyter; packages: torch==2.3.0
-# torchvision==0.18.0 torchaudio==2.3.0; index: https://download.pytorch.org/whl/cpu.
+# torchvision==0.18.0 torchaudio==2.3.0; index: https://download.pytorch.org/whl/cpu; checked build:
+# cpu.
 
 FROM jupyter AS torch
 ARG TORCH_VERSION
@@ -88,14 +89,96 @@ ARG TORCHVISION_VERSION
 ARG TORCHAUDIO_VERSION
 ARG TORCH_INDEX_URL
 # torch: pip install torch==2.3.0 torchvision==0.18.0 torchaudio==2.3.0 from
-# https://download.pytorch.org/whl/cpu
+# https://download.pytorch.org/whl/cpu, checked to be the cpu build
 RUN --mount=type=cache,target=/root/.cache/pip,id=llbgen-pip-py3.8,sharing=shared <<'LLBGEN_EOF'
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PIP_NO_INPUT=1
 export PIP_PROGRESS_BAR=off
 export PIP_ROOT_USER_ACTION=ignore
 set -eu
-/root/miniconda3/bin/python -m pip install --retries 5 --timeout 60 --index-url ${TORCH_INDEX_URL} --extra-index-url https://pypi.org/simple torch==${TORCH_VERSION} torchvision==${TORCHVISION_VERSION} torchaudio==${TORCHAUDIO_VERSION}
+rm -rf /tmp/llbgen-torch-wheels
+PIP_CONFIG_FILE=/dev/null /root/miniconda3/bin/python -m pip download --retries 5 --timeout 60 --no-deps --only-binary=:all: --dest /tmp/llbgen-torch-wheels --index-url ${TORCH_INDEX_URL} torch==${TORCH_VERSION} torchvision==${TORCHVISION_VERSION} torchaudio==${TORCHAUDIO_VERSION} || { printf 'llbgen: the torch index %s has no such wheel for this Python, or cannot be reached; torch, torchvision and torchaudio come from it alone (check --torch-index-url)\n' ${TORCH_INDEX_URL} >&2; exit 1; }
+/root/miniconda3/bin/python -m pip install --retries 5 --timeout 60 /tmp/llbgen-torch-wheels/*.whl
+rm -rf /tmp/llbgen-torch-wheels
+/root/miniconda3/bin/python -I -c 'import sys
+
+
+def release(version):
+    return version.split("+", 1)[0]
+
+
+def local_label(version):
+    return version.split("+", 1)[1] if "+" in version else None
+
+
+def build_name(cuda):
+    return "CPU" if cuda is None else "CUDA " + cuda
+
+
+def short_cuda(cuda):
+    return None if cuda is None else ".".join(str(cuda).split(".")[:2])
+
+
+def problems(variant, cuda, torch_cuda, pinned, found):
+    """What differs from the build asked for, one phrase each; [] when nothing does.
+
+    ``pinned``: package -> release; ``found``: package -> installed version (missing: not installed).
+    """
+    out = []
+    if short_cuda(torch_cuda) != cuda:
+        torch = found.get("torch", "?")
+        out.append(f"torch {torch} is a {build_name(short_cuda(torch_cuda))} build, expected {variant} ({build_name(cuda)})")
+    for name, wanted in pinned.items():
+        if name == "torch" and out:
+            continue  # its build is already named
+        version = found.get(name)
+        if version is None:
+            out.append(f"{name} is not installed, expected {wanted}+{variant}")
+        elif release(version) != wanted or local_label(version) not in (None, variant):
+            out.append(f"{name} {version} is installed, expected {wanted}+{variant}")
+    return out
+
+
+def installed_version(name):
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # Python 3.7
+        from pkg_resources import DistributionNotFound as PackageNotFoundError
+        from pkg_resources import get_distribution
+
+        def version(name):
+            return get_distribution(name).version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def main(argv):
+    variant, cuda = argv[0], (None if argv[1] == "none" else argv[1])
+    pinned = dict(requirement.split("==", 1) for requirement in argv[2:])
+    try:
+        import torch
+    except Exception as err:
+        print(f"llbgen: the installed torch cannot be imported: {err}", file=sys.stderr)
+        return 1
+    found = {"torch": torch.__version__}
+    for name in pinned:
+        if name != "torch":
+            found[name] = installed_version(name)
+    mismatches = problems(variant, cuda, torch.version.cuda, pinned, found)
+    if mismatches:
+        print("llbgen: the torch index served another build: " + "; ".join(mismatches)
+              + " (check --torch-index-url)", file=sys.stderr)
+        return 1
+    print("llbgen: installed " + ", ".join(f"{n} {v}" for n, v in found.items())
+          + f" ({build_name(cuda)} build, as the image says)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+' cpu none torch==${TORCH_VERSION} torchvision==${TORCHVISION_VERSION} torchaudio==${TORCHAUDIO_VERSION}
 LLBGEN_EOF
 
 # ---- layers ------------------------------------------------------------------------------------------
