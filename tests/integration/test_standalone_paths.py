@@ -43,6 +43,7 @@ from llbgen.builder.session import Session
 from llbgen.builder.solve import SolveOptions
 from llbgen.errors import BuilderUnavailable, BuildFailed
 from tests.integration.engine_helpers import docker, oci_blobs
+from tests.integration.helpers import SlowSolve
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -492,47 +493,20 @@ def test_daemon_vanishing_mid_build_fails_fast_with_one_line(docker_engine: str,
 
 def test_cli_exits_when_the_builder_socket_goes_away_mid_build(docker_engine: str, registry_base: str,
                                                               tmp_path: Path) -> None:
-    marker = secrets.token_hex(6)
-    graph = tmp_path / "slow.py"
-    graph.write_text(
-        "def graph(resolve):\n"
-        f"    return resolve({registry_base!r}).run(['sh', '-c', 'echo \"run\"\"ning-{marker}\"; sleep 120; "
-        f"echo finished-{marker}'], name='slow {marker}').root\n"
-    )
     relay = DockerGrpcRelay(EngineEndpoint(docker_engine)).start()
-    proc = subprocess.Popen([*LLBGEN, "solve", f"{graph}:graph", "--builder", f"unix://{relay.socket_path}",
-                             "--output", f"type=tar,dest={tmp_path / 'never.tar'}", "--progress", "plain"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    assert proc.stderr is not None
-    lines: list[str] = []
-    running = threading.Event()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if f"running-{marker}" in line:
-                running.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    solve = SlowSolve(f"unix://{relay.socket_path}", registry_base, tmp_path, seconds=120)
     try:
-        assert running.wait(120), "".join(lines)
+        solve.wait_running()
     finally:
         vanished = time.monotonic()
         relay.close()  # the socket file is removed and every connection through it cut
-    try:
-        proc.wait(timeout=DEATH_DEADLINE + 30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail("llbgen solve kept running after its builder's socket went away:\n" + "".join(lines))
-    took = time.monotonic() - vanished
-    reader.join(10)
-    stderr = "".join(lines)
-    assert proc.returncode == 1, stderr
+    took = solve.wait_exit(vanished, timeout=DEATH_DEADLINE + 30)
+    if took is None:
+        pytest.fail("llbgen solve kept running after its builder's socket went away:\n" + solve.stderr)
+    lines = solve.lines
+    assert solve.proc.returncode == 1, solve.stderr
     assert took < DEATH_DEADLINE, f"exited only after {took:.1f}s"
-    assert "Traceback" not in stderr
+    assert "Traceback" not in solve.stderr
     errors = [line for line in lines if line.startswith("llbgen: error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    assert wait_process_gone(marker)
+    assert len(errors) == 1 and lines[-1] == errors[0], solve.stderr
+    assert wait_process_gone(solve.marker)
