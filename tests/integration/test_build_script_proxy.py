@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import MAIN_ENGINE
 from tests.integration.engine_helpers import docker
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def test_build_sh_passes_the_proxy_from_the_environment(tmp_path: Path, base_ima
         'RUN --network=none echo "seen https_proxy=$https_proxy HTTPS_PROXY=$HTTPS_PROXY no_proxy=$no_proxy"\n')
 
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}
-    env["DOCKER_HOST"] = "unix:///var/run/docker.sock"
+    env["DOCKER_HOST"] = MAIN_ENGINE
     args = ["sh", str(ctx / "build.sh"), "--build-arg", f"BASE_IMAGE={base_image}", "--no-cache", "--progress", "plain"]
 
     # Without the proxy in the environment build.sh stops before docker runs, and says what to set.

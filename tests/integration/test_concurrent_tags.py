@@ -27,10 +27,11 @@ from llbgen.builder.progress import ProgressRecorder
 from llbgen.builder.solve import SolveOptions
 from llbgen.builder.tag_race import settle_naming_race
 from llbgen.errors import LlbgenError
+from tests.conftest import MAIN_ENGINE
 from tests.integration.engine_helpers import docker, inspect_image
 
 pytestmark = pytest.mark.integration
-ENGINE = "docker://unix:///var/run/docker.sock"
+ENGINE = f"docker://{MAIN_ENGINE}"
 RUNS = 12
 BUDGET_S = 60.0
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from llbgen.builder.docker_relay import DockerGrpcRelay
+from llbgen.builder.endpoint import EngineEndpoint
+from tests.conftest import CLASSIC_ENGINE, MAIN_ENGINE
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-CLASSIC_ENGINE = "unix:///var/run/llbgen-classic/docker.sock"
 
 
 def inspect_json(address: str) -> dict:
@@ -28,12 +29,12 @@ def inspect_json(address: str) -> dict:
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize(("engine", "merge"), [("unix:///var/run/docker.sock", True), (CLASSIC_ENGINE, False)],
+@pytest.mark.parametrize(("engine", "merge"), [(MAIN_ENGINE, True), (CLASSIC_ENGINE, False)],
                          ids=["containerd-store", "classic-store"])
 def test_merge_and_diff_are_asked_from_the_daemon(docker_engine: str, engine: str, merge: bool) -> None:
     if not Path(engine.removeprefix("unix://")).exists():
         pytest.skip(f"no engine at {engine} (run .ci/setup-host.sh)")
-    with DockerGrpcRelay(engine) as relay:
+    with DockerGrpcRelay(EngineEndpoint(engine)) as relay:
         info = inspect_json(f"unix://{relay.socket_path}")
     assert info["merge_op"] is merge and info["diff_op"] is merge
     assert info["sources"]["merge_op"] == "asked: the gateway's LLB caps"
