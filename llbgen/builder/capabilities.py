@@ -194,7 +194,7 @@ def inspect_builder(
 
 ASKED_LLB_CAPS = "asked: the gateway's LLB caps"
 ENGINE_SOURCES = {
-    "image_store": "asked: the engine's /info (the worker label " + SNAPSHOTTER_LABEL + " without its API)",
+    "image_store": "asked: the engine's /info, else its workers' snapshotter label",
     "merge_op": "assumed: from the image store",
     "diff_op": "assumed: from the image store",
     "direct_push": "assumed: from the image store",
