@@ -37,7 +37,7 @@ results=$(mktemp -d)
 pytest_on() {  # ENGINE INDEX ARGS... — one engine's tier, its JUnit report under $results
   local engine=$1 index=$2; shift 2
   DOCKER_HOST=$engine LLBGEN_TEST_MIRROR_PORT=$((47501 + index)) LLBGEN_TEST_CLEAN_IMAGES=1 \
-    .venv/bin/python -m pytest -p no:cacheprovider -q -rfEs --junitxml="$results/$index.xml" "$@"
+    .venv/bin/python -m pytest -p no:cacheprovider -q -rfEs --durations=15 --junitxml="$results/$index.xml" "$@"
 }
 
 pids=()

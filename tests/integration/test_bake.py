@@ -23,6 +23,7 @@ main Docker Engine; builder B is the second containerd-store engine of
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import secrets
@@ -214,11 +215,23 @@ def handoff(tmp_path_factory: pytest.TempPathFactory, mirror: Mirror, base_image
     return path, ref, rows["handoff"]
 
 
-def test_cache_handoff_between_builders(handoff: tuple[Path, str, dict], second_engine: str) -> None:
+@pytest.fixture
+def second_engine_alone(second_engine: str):
+    """Builder B for this test alone: scripts/test.sh runs the integration tier on two engines at
+    once and both use B; one tier's ``builder prune`` must not empty B under the other's build."""
+    with open("/tmp/llbgen-test-second-engine.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield second_engine
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def test_cache_handoff_between_builders(handoff: tuple[Path, str, dict], second_engine_alone: str) -> None:
     path, ref, on_a = handoff
     prune = subprocess.run([*DOCKER_B, "builder", "prune", "-af"], capture_output=True, text=True, timeout=300)
     assert prune.returncode == 0, prune.stderr
-    result = bake(str(path), "--builder", second_engine, "--cache-from", f"type=registry,ref={ref}",
+    result = bake(str(path), "--builder", second_engine_alone, "--cache-from", f"type=registry,ref={ref}",
                     "--progress", "plain", "--json")
     rows = summary(result)
     assert result.returncode == 0, result.stderr[-6000:]
@@ -240,7 +253,7 @@ def test_cache_handoff_between_builders(handoff: tuple[Path, str, dict], second_
 
 def test_variants_spread_across_two_builders(tmp_path: Path, mirror: Mirror, base_image: str,
                                              cuda_standin_base: str, handoff: tuple[Path, str, dict],
-                                             second_engine: str) -> None:
+                                             second_engine_alone: str) -> None:
     _, ref, _ = handoff
     # In bake order, the first variant goes to A and the second to B; B has the Debian chain from the handoff.
     path = bake_file(tmp_path / "bake.toml", mirror, base_image, f"""
@@ -255,7 +268,7 @@ name = "spread-cuda-standin"
 base_image = "{base_image}"
 name = "spread-debian"
 """, tag='"llbgen-test/bake:{name}"')
-    result = bake(str(path), "--builder", ENGINE_A, "--builder", second_engine,
+    result = bake(str(path), "--builder", ENGINE_A, "--builder", second_engine_alone,
                     "--cache-from", f"type=registry,ref={ref}", "--max-parallel", "2", "--progress", "plain")
     assert result.returncode == 0, result.stdout + result.stderr[-6000:]
     table = result.stdout

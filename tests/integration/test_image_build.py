@@ -96,14 +96,25 @@ def layer_kind(created_by: str) -> str:
     return "base"
 
 
+# llbgen's layers of the test images, in plan order (no extra pip packages): after the base's own.
+PLAN_LAYERS = ("os", "python", "jupyter", "torch", "init", "init")
+
+
 def named_layers(ref: str) -> list[tuple[str, str]]:
-    """(stage, diff ID) for each layer of ``ref``, oldest first."""
+    """(stage, diff ID) for each layer of ``ref``, oldest first.
+
+    BuildKit after 0.13 writes ``imported sha256:…`` instead of the step for a layer it took
+    from a cache; such a layer among llbgen's is named by its place in the plan.
+    """
     layers = inspect(ref)["RootFS"]["Layers"]
     entries = history(ref)
     if len(entries) != len(layers):  # drop config-only entries (ENV, LABEL, ...) if any
         entries = [e for e in entries if e.get("Size") not in ("0B", "0")]
     assert len(entries) == len(layers), f"{ref}: cannot pair {len(entries)} history entries with {len(layers)} layers"
-    return [(layer_kind(e.get("CreatedBy", "")), diff_id) for e, diff_id in zip(entries, layers, strict=True)]
+    first_own = len(entries) - len(PLAN_LAYERS)
+    kinds = [PLAN_LAYERS[i - first_own] if i >= first_own and e.get("CreatedBy", "").startswith("imported sha256:")
+             else layer_kind(e.get("CreatedBy", "")) for i, e in enumerate(entries)]
+    return list(zip(kinds, layers, strict=True))
 
 
 def by_kind(layers: list[tuple[str, str]]) -> dict[str, list[str]]:
